@@ -1,0 +1,78 @@
+"""The ``Classify`` layer: runs the classifier on every attempt.
+
+It belongs innermost, next to the network, so every physical attempt is classified once and the
+outer layers (breaker, gate, retry) decide on the same verdict.
+"""
+
+from __future__ import annotations
+
+import attrs
+import httpx
+
+from ._body import DEFAULT_PEEK_LIMIT, decoded_prefix, peek
+from ._classification import Classification
+from ._classifier import DEFAULT_CLASSIFIER, Classifier
+from ._context import CLASSIFICATION_KEY, CONTEXT_KEY, call_context
+from ._exceptions import RejectedError
+from ._layer import Layer, LayerTransport
+
+__all__ = ["Classify"]
+
+
+@attrs.define(kw_only=False)
+class Classify(Layer):
+    """Classify every attempt with ``classifier``.
+
+    Attributes:
+        classifier: The vendor's rules; plain RFC 9110 semantics by default.
+        peek_limit: Bytes of an error body read to classify it (64 KiB). The caller can still
+            read the whole body; success bodies are never read here.
+    """
+
+    classifier: Classifier = DEFAULT_CLASSIFIER
+    peek_limit: int = attrs.field(
+        default=DEFAULT_PEEK_LIMIT, kw_only=True, validator=attrs.validators.ge(0)
+    )
+
+    def wrap(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        """Return a transport that classifies each attempt through ``inner``."""
+        return _ClassifyTransport(inner, self)
+
+
+class _ClassifyTransport(LayerTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, layer: Classify) -> None:
+        super().__init__(inner)
+        self._classifier = layer.classifier
+        self._limit = layer.peek_limit
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        ctx = call_context(request)
+        classifier = ctx.classifier = self._classifier
+        classifier.prepare(request)
+        try:
+            response = await self.inner.handle_async_request(request)
+            body = b""
+            if classifier.wants_body(request, response):
+                # The response was returned to us, so we own it until we return it.
+                body = decoded_prefix(response.headers, await peek(response, self._limit))
+        except RejectedError:
+            raise  # a decision of a layer below, not an attempt
+        except Exception as exc:
+            try:
+                verdict = classifier.classify_exception(request, exc)
+            except Exception as bug:  # noqa: BLE001 - an adapter bug must not hide the failure
+                verdict = _fallback(DEFAULT_CLASSIFIER.classify_exception(request, exc), bug)
+            ctx.record(exc, verdict)
+            raise
+        try:
+            verdict = classifier.classify_response(request, response, body)
+        except Exception as bug:  # noqa: BLE001 - an adapter bug must not lose the response
+            verdict = _fallback(DEFAULT_CLASSIFIER.classify_response(request, response, b""), bug)
+        response.extensions[CLASSIFICATION_KEY] = verdict
+        response.extensions[CONTEXT_KEY] = ctx
+        ctx.record(response, verdict)
+        return response
+
+
+def _fallback(plain: Classification, bug: Exception) -> Classification:
+    return attrs.evolve(plain, reason=f"{plain.reason}; classifier failed: {type(bug).__name__}")

@@ -1,0 +1,47 @@
+"""Time, injected.
+
+No layer calls ``time.*`` or ``anyio.sleep`` directly: each takes a ``clock=`` and asks it.
+The default follows the running event loop's clock, so trio's ``MockClock`` drives it for free;
+:class:`resilience.testing.VirtualClock` does the same on asyncio.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = ["AnyioClock", "Clock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A monotonic clock in float seconds that can also wait."""
+
+    def now(self) -> float:
+        """Return the current time in seconds (monotonic, arbitrary origin)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a non-positive value still yields to the event loop once)."""
+        ...
+
+
+class AnyioClock:
+    """The event loop's own clock: ``anyio.current_time`` and ``anyio.sleep``."""
+
+    __slots__ = ()
+
+    def now(self) -> float:
+        """Return the event loop's time."""
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the event loop."""
+        await anyio.sleep(max(seconds, 0.0))
+
+    def __repr__(self) -> str:
+        return "AnyioClock()"
+
+
+DEFAULT_CLOCK: Clock = AnyioClock()

@@ -1,0 +1,202 @@
+"""Where per-key layer state lives: a small async store interface and its in-memory version.
+
+Breaker circuits, gate holds, retry budgets and lockout counts are values of pure state
+machines. Layers never mutate them in place: they hand the store a *transition*, a pure function
+``old state -> (new state, result)``, and the store applies it atomically. The in-memory store
+does that trivially (a transition never awaits); a shared store (several processes or hosts)
+can implement the same two methods with compare-and-set, without touching any layer.
+
+Memory is bounded: every entry has a time to live, and the store holds at most ``max_keys``
+entries, dropping the least recently used first.
+
+Some decisions need more than an atomic transition: the lockout guard lets only one login per
+account be in flight at a time. :meth:`StateStore.lock` is that per-key mutual exclusion; the
+in-memory store holds a lock per key only while someone holds or waits for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import Generic, Protocol, TypeVar
+
+import anyio
+import attrs
+
+__all__ = ["KeyedLock", "MemoryStore", "StateStore", "StoreStatistics"]
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+class StateStore(Protocol[S]):
+    """Per-key state with expiry and atomic transitions."""
+
+    async def get(self, key: Hashable, *, now: float) -> S | None:
+        """Return the state of ``key``, or None if it has none (or it expired)."""
+        ...
+
+    async def update(
+        self,
+        key: Hashable,
+        transition: Callable[[S | None], tuple[S | None, R]],
+        *,
+        now: float,
+        ttl: float | Callable[[S], float],
+    ) -> R:
+        """Atomically replace ``key``'s state by ``transition(state)[0]`` and return ``[1]``.
+
+        A new state of None deletes the key. ``ttl`` (seconds from ``now``, or a function of the
+        new state giving them) is when an untouched key is forgotten.
+        """
+        ...
+
+    async def clear(self) -> None:
+        """Forget every key."""
+        ...
+
+    def lock(self, key: Hashable) -> contextlib.AbstractAsyncContextManager[None]:
+        """An async context manager that holds ``key`` exclusively (one holder at a time)."""
+        ...
+
+
+@attrs.frozen
+class StoreStatistics:
+    """A snapshot of a :class:`MemoryStore`."""
+
+    keys: int
+    max_keys: int
+    evicted: int
+    expired: int
+
+
+class MemoryStore(Generic[S]):
+    """The in-memory :class:`StateStore`: an LRU dict with per-entry expiry.
+
+    Args:
+        max_keys: The most keys held at once; the least recently used go first.
+    """
+
+    #: How many expired entries one call may sweep from the cold end (amortised cleanup).
+    _SWEEP = 4
+
+    def __init__(self, *, max_keys: int = 10_000) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
+        self.max_keys = max_keys
+        self._entries: OrderedDict[Hashable, tuple[float, S]] = OrderedDict()
+        self._evicted = 0
+        self._expired = 0
+        self._locks = KeyedLock()
+
+    def _sweep(self, now: float) -> None:
+        for _ in range(self._SWEEP):
+            if not self._entries:
+                return
+            key, (expires, _) = next(iter(self._entries.items()))
+            if expires > now:
+                return
+            del self._entries[key]
+            self._expired += 1
+
+    def get_now(self, key: Hashable, *, now: float) -> S | None:
+        """The synchronous core of :meth:`get` (for in-process callers on a hot path)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, state = entry
+        if expires <= now:
+            del self._entries[key]
+            self._expired += 1
+            return None
+        return state
+
+    def update_now(
+        self,
+        key: Hashable,
+        transition: Callable[[S | None], tuple[S | None, R]],
+        *,
+        now: float,
+        ttl: float | Callable[[S], float],
+    ) -> R:
+        """The synchronous core of :meth:`update`."""
+        self._sweep(now)
+        state, result = transition(self.get_now(key, now=now))
+        if state is None:
+            self._entries.pop(key, None)
+            return result
+        self._entries[key] = (now + (ttl(state) if callable(ttl) else ttl), state)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_keys:
+            self._entries.popitem(last=False)
+            self._evicted += 1
+        return result
+
+    async def get(self, key: Hashable, *, now: float) -> S | None:
+        """Return the state of ``key``, or None."""
+        return self.get_now(key, now=now)
+
+    async def update(
+        self,
+        key: Hashable,
+        transition: Callable[[S | None], tuple[S | None, R]],
+        *,
+        now: float,
+        ttl: float | Callable[[S], float],
+    ) -> R:
+        """Apply ``transition`` to ``key``'s state atomically; return its result."""
+        return self.update_now(key, transition, now=now, ttl=ttl)
+
+    def clear_now(self) -> None:
+        """The synchronous core of :meth:`clear`."""
+        self._entries.clear()
+
+    async def clear(self) -> None:
+        """Forget every key (held locks are unaffected)."""
+        self.clear_now()
+
+    def lock(self, key: Hashable) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold ``key`` exclusively: waiters queue first come, first served."""
+        return self._locks.hold(key)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def statistics(self) -> StoreStatistics:
+        """Return a frozen snapshot: key count, bound, and how many were evicted or expired."""
+        return StoreStatistics(
+            keys=len(self._entries),
+            max_keys=self.max_keys,
+            evicted=self._evicted,
+            expired=self._expired,
+        )
+
+
+class KeyedLock:
+    """One :class:`anyio.Lock` per key, kept only while someone holds or waits for it.
+
+    Memory follows the number of keys in use, not the number ever seen.
+    """
+
+    def __init__(self) -> None:
+        # key -> (lock, holders and waiters)
+        self._locks: dict[Hashable, tuple[anyio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        """Wait for ``key``'s lock, hold it for the ``async with`` block, then release it."""
+        lock, users = self._locks.get(key) or (anyio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -1,0 +1,141 @@
+"""The plain RFC 9110 classifier, unit by unit (no I/O)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import resilience
+from resilience import HTTPClassifier, Kind, json_object
+
+CLASSIFIER = HTTPClassifier(wall=lambda: 0.0)
+GET = httpx.Request("GET", "https://api.example.com/things")
+POST = httpx.Request("POST", "https://api.example.com/things")
+
+
+def verdict(
+    status: int, headers: dict[str, str] | None = None, request: httpx.Request = GET
+) -> resilience.Classification:
+    response = httpx.Response(status, headers=headers, request=request)
+    return CLASSIFIER.classify_response(request, response, b"")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable", "failure", "executed"),
+    [
+        (200, Kind.SUCCESS, False, False, True),
+        (201, Kind.SUCCESS, False, False, True),
+        (204, Kind.SUCCESS, False, False, True),
+        (302, Kind.SUCCESS, False, False, True),
+        (304, Kind.NOT_MODIFIED, False, False, True),
+        (400, Kind.BAD_REQUEST, False, False, True),
+        (401, Kind.AUTH, False, False, True),
+        (403, Kind.FORBIDDEN, False, False, True),
+        (404, Kind.NOT_FOUND, False, False, True),
+        (408, Kind.TIMEOUT, True, False, False),
+        (409, Kind.CONFLICT, False, False, True),
+        (410, Kind.NOT_FOUND, False, False, True),
+        (418, Kind.CLIENT_ERROR, False, False, True),
+        (422, Kind.VALIDATION, False, False, True),
+        (429, Kind.RATE_LIMITED, True, False, False),
+        (499, Kind.CLIENT_ERROR, False, False, True),
+        (500, Kind.SERVER_ERROR, True, True, True),
+        (501, Kind.SERVER_ERROR, False, False, True),
+        (502, Kind.SERVER_ERROR, True, True, True),
+        (503, Kind.SERVER_ERROR, True, True, True),
+        (504, Kind.SERVER_ERROR, True, True, True),
+        (505, Kind.SERVER_ERROR, False, False, True),
+        (599, Kind.SERVER_ERROR, True, True, True),
+        (600, Kind.SERVER_ERROR, False, True, True),
+        (999, Kind.SERVER_ERROR, False, True, True),
+    ],
+)
+def test_status_table(
+    status: int, kind: Kind, retryable: bool, failure: bool, executed: bool
+) -> None:
+    result = verdict(status)
+    assert (result.kind, result.retryable, result.counts_as_failure) == (kind, retryable, failure)
+    assert result.may_have_executed is executed
+    assert result.vendor == "http"
+
+
+def test_error_statuses_carry_a_vendor_error_with_the_reason_phrase() -> None:
+    result = verdict(404)
+    assert result.error is not None
+    assert (result.error.status, result.error.code, result.error.message) == (
+        404,
+        None,
+        "Not Found",
+    )
+    assert verdict(200).error is None
+
+
+def test_retry_after_is_read_on_errors_only() -> None:
+    assert verdict(429, {"Retry-After": "7"}).retry_after == 7.0
+    assert verdict(503, {"Retry-After": "garbage"}).retry_after is None
+    assert verdict(200, {"Retry-After": "7"}).retry_after is None
+
+
+def test_error_bodies_are_wanted_success_bodies_are_not() -> None:
+    assert CLASSIFIER.wants_body(GET, httpx.Response(500))
+    assert CLASSIFIER.wants_body(GET, httpx.Response(404))
+    assert not CLASSIFIER.wants_body(GET, httpx.Response(200))
+    assert not CLASSIFIER.wants_body(GET, httpx.Response(304))
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "sent", "retryable"),
+    [
+        (httpx.ConnectError("refused"), Kind.NETWORK, False, True),
+        (httpx.ConnectTimeout("slow"), Kind.TIMEOUT, False, True),
+        (httpx.PoolTimeout("pool"), Kind.TIMEOUT, False, True),
+        (httpx.ReadTimeout("slow"), Kind.TIMEOUT, True, True),
+        (httpx.WriteTimeout("slow"), Kind.TIMEOUT, True, True),
+        (httpx.ReadError("reset"), Kind.NETWORK, True, True),
+        (httpx.WriteError("reset"), Kind.NETWORK, True, True),
+        (httpx.RemoteProtocolError("eof"), Kind.NETWORK, True, True),
+        (httpx.UnsupportedProtocol("ftp"), Kind.NETWORK, False, False),
+        (ConnectionResetError(), Kind.NETWORK, True, True),
+        (ValueError("bug"), Kind.CLIENT_ERROR, True, False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else None,
+)
+def test_exceptions(exc: Exception, kind: Kind, sent: bool, retryable: bool) -> None:
+    result = CLASSIFIER.classify_exception(GET, exc)
+    assert result.kind is kind
+    assert result.may_have_executed is sent
+    assert result.retryable is retryable
+    assert result.counts_as_failure is retryable
+    assert ("not sent" in result.reason) is (not sent and kind is not Kind.CLIENT_ERROR)
+
+
+def test_idempotent_methods() -> None:
+    for method in ("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"):
+        assert CLASSIFIER.is_idempotent(httpx.Request(method, "https://x.test/"))
+    for method in ("POST", "PATCH"):
+        assert not CLASSIFIER.is_idempotent(httpx.Request(method, "https://x.test/"))
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"[1]", b'"s"', b"1", b"\xff\xfe", b"[" * 100_000, b"null"]
+)
+def test_json_object_rejects_everything_but_an_object(body: bytes) -> None:
+    assert json_object(body) is None
+
+
+def test_json_object_parses_objects() -> None:
+    assert json_object(b'{"a": 1}') == {"a": 1}
+
+
+def test_plain_http_knows_no_logins_and_no_vendor_errors() -> None:
+    assert CLASSIFIER.login(POST) is None
+    assert CLASSIFIER.error_class(verdict(500)) is None
+    CLASSIFIER.prepare(POST)
+    assert "idempotency-key" not in POST.headers
+
+
+def test_login_policy_is_validated() -> None:
+    login = resilience.Login(identity="abc", max_failures=10, window=900.0, lockout=900.0)
+    assert login.max_failures == 10
+    with pytest.raises(ValueError, match="max_failures"):
+        resilience.Login(identity="abc", max_failures=0, window=1.0, lockout=1.0)

@@ -1,0 +1,61 @@
+"""The in-memory state store: atomic transitions, expiry, and a hard bound on keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from resilience._store import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+
+def _incr(state: int | None) -> tuple[int, int]:
+    value = (state or 0) + 1
+    return value, value
+
+
+async def test_update_applies_the_transition_and_returns_its_result() -> None:
+    store: MemoryStore[int] = MemoryStore()
+    assert await store.update("k", _incr, now=0.0, ttl=10.0) == 1
+    assert await store.update("k", _incr, now=1.0, ttl=10.0) == 2
+    assert await store.get("k", now=2.0) == 2
+
+
+async def test_a_none_state_deletes_the_key() -> None:
+    store: MemoryStore[int] = MemoryStore()
+    await store.update("k", _incr, now=0.0, ttl=10.0)
+    assert await store.update("k", lambda s: (None, s), now=0.0, ttl=10.0) == 1
+    assert await store.get("k", now=0.0) is None
+    assert len(store) == 0
+
+
+async def test_entries_expire_after_their_ttl() -> None:
+    store: MemoryStore[int] = MemoryStore()
+    await store.update("k", _incr, now=0.0, ttl=5.0)
+    assert await store.get("k", now=4.9) == 1
+    assert await store.get("k", now=5.0) is None
+    assert store.statistics().expired == 1
+
+
+def test_idle_keys_are_swept_by_later_updates() -> None:
+    store: MemoryStore[int] = MemoryStore()
+    for i in range(100):
+        store.update_now(i, _incr, now=float(i) * 0.01, ttl=1.0)
+    for step in range(100):
+        store.update_now("hot", _incr, now=10.0 + step, ttl=1.0)
+    assert len(store) == 1
+
+
+def test_a_million_distinct_keys_stay_within_the_bound() -> None:
+    store: MemoryStore[int] = MemoryStore(max_keys=1000)
+    for i in range(1_000_000):
+        store.update_now(i, _incr, now=0.0, ttl=3600.0)
+    stats = store.statistics()
+    assert (stats.keys, stats.max_keys, stats.evicted) == (1000, 1000, 999_000)
+    assert store.get_now(999_999, now=0.0) == 1
+    assert store.get_now(0, now=0.0) is None
+
+
+def test_max_keys_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        MemoryStore(max_keys=0)
