@@ -1,0 +1,156 @@
+"""A retry budget: retries per key limited to a share of recent traffic.
+
+How it works: time is cut into ``BUCKETS`` slices of ``window / BUCKETS`` seconds. Each key keeps
+a short tuple of ``(slice, requests, retries)`` for the slices still inside the window. A retry is
+allowed while
+
+    retries_in_window + 1 <= ratio * requests_in_window + min_per_second * window
+
+so under a total outage retries add at most ``ratio`` to the load (plus a small floor that lets a
+lone request still retry). A request is a *logical* call (its first attempt); a retry is every
+attempt after it. The transitions are pure functions of ``(state, now)``; the per-key states live
+in a :class:`~resilience._store.MemoryStore`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+
+import attrs
+
+from ._store import MemoryStore
+
+__all__ = ["BudgetState", "RetryBudget", "RetryBudgetStatistics", "allows", "record"]
+
+BUCKETS = 10
+
+#: One slice: (slice number, requests, retries).
+Bucket = tuple[int, int, int]
+
+
+#: Recent traffic of one key: the slices still inside the window, oldest first.
+BudgetState = tuple[Bucket, ...]
+
+
+def _current(state: BudgetState | None, slot: int) -> BudgetState:
+    if not state:
+        return ()
+    if state[0][0] > slot - BUCKETS:
+        return state  # nothing has left the window (the common case)
+    return tuple(b for b in state if b[0] > slot - BUCKETS)
+
+
+def _slot(now: float, window: float) -> int:
+    return math.floor(now * BUCKETS / window)
+
+
+def record(
+    state: BudgetState | None, now: float, window: float, requests: int = 0, retries: int = 0
+) -> BudgetState:
+    """Add ``requests`` and ``retries`` at ``now``; forget slices older than the window."""
+    slot = _slot(now, window)
+    buckets = _current(state, slot)
+    if buckets and buckets[-1][0] == slot:
+        _, req, ret = buckets[-1]
+        return (*buckets[:-1], (slot, req + requests, ret + retries))
+    return (*buckets, (slot, requests, retries))
+
+
+def allows(
+    state: BudgetState | None, *, now: float, window: float, ratio: float, min_per_second: float
+) -> bool:
+    """Whether one more retry fits in the budget at ``now``."""
+    requests = retries = 0
+    for _, req, ret in _current(state, _slot(now, window)):
+        requests += req
+        retries += ret
+    return retries + 1 <= ratio * requests + min_per_second * window + 1e-9
+
+
+@attrs.frozen
+class RetryBudgetStatistics:
+    """A snapshot of a :class:`RetryBudget`.
+
+    Attributes:
+        keys: Keys with traffic inside the window (or not yet expired).
+        requests: Logical requests recorded since the budget was made.
+        retries: Retries allowed.
+        refused: Retries refused because the budget was spent.
+    """
+
+    keys: int
+    requests: int
+    retries: int
+    refused: int
+
+
+@attrs.define
+class _Counters:
+    requests: int = 0
+    retries: int = 0
+    refused: int = 0
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class RetryBudget:
+    """Limit retries per key to a share of recent requests.
+
+    Attributes:
+        ratio: Retries allowed per logical request over the window (default 0.2: 20%).
+        window: Seconds of traffic the budget looks back on (default 10).
+        min_per_second: A floor, in retries per second over the window, so a lone or quiet
+            caller still retries (default 2: up to 20 retries in any 10 s).
+        max_keys: Keys remembered at once (least recently used dropped first).
+    """
+
+    ratio: float = attrs.field(default=0.2, validator=attrs.validators.ge(0.0), converter=float)
+    window: float = attrs.field(default=10.0, validator=attrs.validators.gt(0.0), converter=float)
+    min_per_second: float = attrs.field(
+        default=2.0, validator=attrs.validators.ge(0.0), converter=float
+    )
+    max_keys: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    _store: MemoryStore[BudgetState] = attrs.field(init=False, repr=False)
+    _counters: _Counters = attrs.field(init=False, repr=False, factory=_Counters)
+
+    @_store.default
+    def _make_store(self) -> MemoryStore[BudgetState]:
+        return MemoryStore(max_keys=self.max_keys)
+
+    def deposit(self, key: Hashable, *, now: float) -> None:
+        """Record one logical request for ``key``."""
+        self._counters.requests += 1
+        window = self.window
+        self._store.update_now(
+            key, lambda state: (record(state, now, window, 1), None), now=now, ttl=window
+        )
+
+    def withdraw(self, key: Hashable, *, now: float) -> bool:
+        """Spend one retry for ``key`` if the budget allows it; return whether it did."""
+
+        def transition(state: BudgetState | None) -> tuple[BudgetState | None, bool]:
+            if not allows(
+                state,
+                now=now,
+                window=self.window,
+                ratio=self.ratio,
+                min_per_second=self.min_per_second,
+            ):
+                return state, False
+            return record(state, now=now, window=self.window, retries=1), True
+
+        allowed = self._store.update_now(key, transition, now=now, ttl=self.window)
+        if allowed:
+            self._counters.retries += 1
+        else:
+            self._counters.refused += 1
+        return allowed
+
+    def statistics(self) -> RetryBudgetStatistics:
+        """Return a frozen snapshot of the budget's counters."""
+        return RetryBudgetStatistics(
+            keys=len(self._store),
+            requests=self._counters.requests,
+            retries=self._counters.retries,
+            refused=self._counters.refused,
+        )

@@ -1,0 +1,273 @@
+"""``Retry``: the logical call's owner. Attempts, backoff, Retry-After, deadline and budget.
+
+Each failed attempt is judged by :func:`resilience._retry_core.decide` from its classification;
+this module only drives it: it bounds attempts in time, asks the budget, closes discarded
+responses and sleeps on the injected clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Hashable
+
+import anyio
+import attrs
+import httpx
+
+from . import _events as ev
+from ._backoff import Backoff
+from ._budget import RetryBudget
+from ._classification import Classification, Kind
+from ._clock import DEFAULT_CLOCK, Clock
+from ._context import CallContext, call_context, classification_of
+from ._exceptions import DeadlineExceededError, RejectedError
+from ._gate import default_key, hashed_key, key_for, verdict_on
+from ._layer import Layer, LayerLike, LayerTransport
+from ._retry_core import DEADLINE, NOT_RETRYABLE, Decision, decide
+
+__all__ = ["DEFAULT_MAX_RETRY_AFTER", "Retry"]
+
+#: The longest server-requested wait that is slept by default, seconds.
+DEFAULT_MAX_RETRY_AFTER = 60.0
+
+
+def _default_max_retry_after(self: Retry) -> float:
+    if self.deadline is None:
+        return DEFAULT_MAX_RETRY_AFTER
+    return min(DEFAULT_MAX_RETRY_AFTER, self.deadline)
+
+
+def _positive_attempts(instance: Retry, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Retry attempts must be at least 1 (it counts every attempt, the first one too; "
+            f"1 means no retry), got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Retry(Layer):
+    """Send a failed request again when that is worth it and safe.
+
+    Attributes:
+        attempts: Total attempts, the first included (default 3; 1 means no retry).
+        backoff: Delay between attempts (default ``Backoff()``: full jitter, 0.5 s doubling
+            up to 30 s).
+        deadline: Seconds for the whole call, retries and waits included (default None).
+        max_retry_after: The longest server Retry-After that is waited for (default 60 s, or
+            the deadline if shorter). A longer one is not slept: the response comes back at once.
+        attempt_timeout: Seconds one attempt may take before it is cut and treated as a timeout
+            that may have been sent (default None).
+        budget: Limits retries to a share of recent traffic per key (default
+            ``RetryBudget()``); None disables it.
+        clock: Time source (default: the event loop's clock).
+        rng: Randomness for jitter (default: a fresh ``random.Random()`` per transport).
+        key: ``request -> hashable`` for the budget; default origin plus credential fingerprint.
+
+    Raises:
+        ValueError: For zero attempts, an attempt timeout above the deadline, or a Retry-After
+            cap above the deadline.
+    """
+
+    attempts: int = attrs.field(default=3, validator=_positive_attempts)
+    backoff: Backoff = attrs.field(factory=Backoff, validator=attrs.validators.instance_of(Backoff))
+    deadline: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0))
+    )
+    max_retry_after: float = attrs.field(
+        default=attrs.Factory(_default_max_retry_after, takes_self=True),
+        validator=attrs.validators.ge(0.0),
+    )
+    attempt_timeout: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0))
+    )
+    budget: RetryBudget | None = attrs.field(factory=RetryBudget)
+    clock: Clock | None = None
+    rng: random.Random | None = None
+    key: Callable[[httpx.Request], Hashable] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.deadline is None:
+            return
+        if self.attempt_timeout is not None and self.attempt_timeout > self.deadline:
+            raise ValueError(
+                f"Retry attempt_timeout ({self.attempt_timeout} s) is above the deadline "
+                f"({self.deadline} s): one attempt could never use it"
+            )
+        if self.max_retry_after > self.deadline:
+            raise ValueError(
+                f"Retry max_retry_after ({self.max_retry_after} s) is above the deadline "
+                f"({self.deadline} s): such a Retry-After could never be waited for"
+            )
+
+    def wrap(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        """Return a transport that retries through ``inner``."""
+        return _RetryTransport(inner, self)
+
+    def check(self, layers: tuple[LayerLike, ...]) -> None:
+        """Refuse a second ``Retry`` in the same stack: attempts would multiply."""
+        if sum(isinstance(layer, Retry) for layer in layers) > 1:
+            raise ValueError("a stack may hold one Retry layer: two would multiply attempts")
+
+
+def _time_left(ctx: CallContext, now: float) -> float:
+    left = math.inf if ctx.deadline is None else ctx.deadline - now
+    scope_deadline = anyio.current_effective_deadline()
+    if not math.isinf(scope_deadline):
+        left = min(left, scope_deadline - anyio.current_time())
+    return left
+
+
+class _RetryTransport(LayerTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, layer: Retry) -> None:
+        super().__init__(inner)
+        self._layer = layer
+        self._clock = layer.clock or DEFAULT_CLOCK
+        self._rng = layer.rng or random.Random()
+        self._key = layer.key or default_key
+        self._budget = layer.budget
+        self._bounded = layer.deadline is not None or layer.attempt_timeout is not None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        layer, clock, budget = self._layer, self._clock, self._budget
+        ctx = call_context(request)
+        key: Hashable = None
+        if budget is not None:
+            key = key_for(request, ctx, self._key)
+            budget.deposit(key, now=clock.now())
+        if layer.deadline is not None:
+            deadline = clock.now() + layer.deadline
+            if ctx.deadline is None or deadline < ctx.deadline:
+                ctx.deadline = deadline
+        attempt = 0
+        previous: float | None = None
+        while True:
+            if ctx.deadline is not None and clock.now() >= ctx.deadline:
+                raise self._deadline_exceeded(request, ctx, attempt)
+            attempt += 1
+            ctx.attempts += 1
+            try:
+                if self._bounded or ctx.deadline is not None:
+                    response = await self._bounded_attempt(request, ctx, attempt)
+                else:
+                    response = await self.inner.handle_async_request(request)
+            except RejectedError:
+                raise  # a decision of a layer below, not an attempt
+            except Exception as exc:
+                verdict = classification_of(request, exc)
+                if not verdict.retryable:
+                    raise
+                backoff = layer.backoff.delay(attempt, self._rng, previous)
+                decision = self._decide(request, ctx, verdict, attempt, backoff, responded=False)
+                if not self._allowed(decision, ctx, key, attempt, verdict):
+                    raise
+            else:
+                verdict_or_none = verdict_on(request, ctx, response)
+                if verdict_or_none is None or not verdict_or_none.retryable:
+                    return response
+                verdict = verdict_or_none
+                backoff = layer.backoff.delay(attempt, self._rng, previous)
+                decision = self._decide(request, ctx, verdict, attempt, backoff, responded=True)
+                if not self._allowed(decision, ctx, key, attempt, verdict):
+                    return response
+                await response.aclose()
+            previous = backoff
+            if ctx.listeners:
+                ctx.emit(
+                    ev.RETRY_SCHEDULED,
+                    {
+                        ev.DELAY: decision.delay,
+                        ev.DELAY_SOURCE: decision.source,
+                        ev.ATTEMPT: attempt,
+                        ev.KIND: verdict.kind.value,
+                    },
+                )
+            await clock.sleep(decision.delay)
+            ctx.waited += decision.delay
+
+    def _decide(
+        self,
+        request: httpx.Request,
+        ctx: CallContext,
+        verdict: Classification,
+        attempt: int,
+        backoff: float,
+        *,
+        responded: bool,
+    ) -> Decision:
+        layer = self._layer
+        return decide(
+            verdict,
+            attempt=attempt,
+            attempts=layer.attempts,
+            idempotent=ctx.classifier.is_idempotent(request),
+            replayable=isinstance(request.stream, httpx.ByteStream),
+            responded=responded,
+            backoff=backoff,
+            max_retry_after=layer.max_retry_after,
+            time_left=_time_left(ctx, self._clock.now()),
+        )
+
+    def _allowed(
+        self,
+        decision: Decision,
+        ctx: CallContext,
+        key: Hashable,
+        attempt: int,
+        verdict: Classification,
+    ) -> bool:
+        """Whether to go on with a retry ``decision``; report why not when it is refused."""
+        if not decision.retry:
+            if ctx.listeners and decision.reason != NOT_RETRYABLE:
+                attributes = {ev.ATTEMPT: attempt, ev.KIND: verdict.kind.value}
+                ctx.emit(ev.RETRY_GIVEN_UP, {**attributes, ev.REASON: decision.reason})
+                if decision.reason == DEADLINE:
+                    ctx.emit(ev.DEADLINE_EXCEEDED, {**attributes, ev.REASON: "wait too long"})
+            return False
+        budget = self._budget
+        if budget is not None and not budget.withdraw(key, now=self._clock.now()):
+            if ctx.listeners:
+                attributes = {ev.ATTEMPT: attempt, ev.KIND: verdict.kind.value}
+                ctx.emit(ev.BUDGET_EXHAUSTED, {**attributes, ev.KEY: hashed_key(key)})
+                ctx.emit(ev.RETRY_GIVEN_UP, {**attributes, ev.REASON: "budget_exhausted"})
+            return False
+        return True
+
+    async def _bounded_attempt(
+        self, request: httpx.Request, ctx: CallContext, attempt: int
+    ) -> httpx.Response:
+        """One attempt, cut by a cancel scope at the per-attempt timeout or the deadline."""
+        limit = math.inf if self._layer.attempt_timeout is None else self._layer.attempt_timeout
+        by_deadline = False
+        if ctx.deadline is not None:
+            left = ctx.deadline - self._clock.now()
+            if left <= limit:
+                limit, by_deadline = left, True
+        with anyio.CancelScope(deadline=anyio.current_time() + limit):
+            return await self.inner.handle_async_request(request)
+        # Only reached when the scope cut the attempt: it may have been sent.
+        if by_deadline:
+            raise self._deadline_exceeded(request, ctx, attempt)
+        exc = httpx.TimeoutException(f"attempt timed out after {limit:g} s", request=request)
+        ctx.record(
+            exc,
+            Classification(
+                kind=Kind.TIMEOUT,
+                retryable=True,
+                counts_as_failure=True,
+                may_have_executed=True,
+                vendor=ctx.classifier.name,
+                reason=f"attempt timeout after {limit:g} s (maybe sent)",
+            ),
+        )
+        raise exc
+
+    def _deadline_exceeded(
+        self, request: httpx.Request, ctx: CallContext, attempt: int
+    ) -> DeadlineExceededError:
+        if ctx.listeners:
+            ctx.emit(ev.DEADLINE_EXCEEDED, {ev.ATTEMPT: attempt, ev.REASON: "deadline reached"})
+        return DeadlineExceededError(
+            f"the call's deadline ran out after {attempt} attempt(s)", request=request
+        )
