@@ -1,0 +1,86 @@
+"""The demo's output: a live progress line while it runs, and the final side-by-side table."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import attrs
+
+from ._run import MODE_TITLES, ModeResult, Run
+
+__all__ = ["ROWS", "progress_line", "table", "to_json"]
+
+#: (label, field, better) -- ``better`` says which way a reader should want the number to go.
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("requests sent", "requests_sent", "lower"),
+    ("operations attempted", "operations", ""),
+    ("operations succeeded", "succeeded", "higher"),
+    ("refused locally: circuit open", "refused_circuit_open", ""),
+    ("refused locally: Retry-After gate", "refused_rate_limited", ""),
+    ("refused locally: lockout guard", "refused_locked_out", ""),
+    ("duplicated phone calls created", "duplicated_calls", "lower"),
+    ("failed logins at the vendor", "failed_logins", "lower"),
+    ("account lockouts", "lockouts", "lower"),
+    ("a person's logins refused (locked out)", "people_locked_out", "lower"),
+    ("429s received", "rate_limited", "lower"),
+    ("requests sent during the outage", "outage_requests", "lower"),
+    ("time to recover after the outage (s)", "recover_seconds", "lower"),
+)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def table(results: Sequence[ModeResult]) -> str:
+    """One Markdown table per vendor: metric rows, one column per mode."""
+    out = []
+    for vendor in dict.fromkeys(r.vendor for r in results):
+        by_mode = {r.mode: r for r in results if r.vendor == vendor}
+        modes = [m for m in ("naive", "stack") if m in by_mode]
+        out.append(f"### {vendor}\n")
+        out.append("| | " + " | ".join(MODE_TITLES[m] for m in modes) + " |")
+        out.append("|---|" + "---:|" * len(modes))
+        for label, field, _ in ROWS:
+            values = [getattr(by_mode[m], field) for m in modes]
+            login_rows = {"people_locked_out", "failed_logins", "lockouts", "refused_locked_out"}
+            if field in login_rows and vendor != "get2dial":
+                continue
+            if field == "duplicated_calls" and vendor == "get2dial":
+                continue
+            out.append(f"| {label} | " + " | ".join(_cell(v) for v in values) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def to_json(results: Sequence[ModeResult], **meta: object) -> dict[str, object]:
+    """Everything the table shows, for machines."""
+    return {**meta, "results": [attrs.asdict(r) for r in results]}
+
+
+def progress_line(runs: Sequence[Run], elapsed: float, duration: float) -> str:
+    """One line: time, then per vendor the requests each mode has sent and what succeeded."""
+    parts = [f"{elapsed:5.1f}/{duration:.0f}s"]
+    for vendor in dict.fromkeys(r.vendor for r in runs):
+        cells = [
+            f"{run.mode} {len(run.simulator.requests)} sent/{run.succeeded} ok"
+            for run in runs
+            if run.vendor == vendor
+        ]
+        parts.append(f"{vendor}: " + ", ".join(cells))
+    return " | ".join(parts)
+
+
+def show_progress(line: str, stream: TextIO = sys.stderr) -> None:
+    """Rewrite the progress line in place on a terminal; print it plainly elsewhere."""
+    if stream.isatty():
+        stream.write("\r\x1b[2K" + line)
+    else:
+        stream.write(line + "\n")
+    stream.flush()
