@@ -1,0 +1,267 @@
+"""Side by side in one run: bare httpx, this project's full standard stack, and its peers.
+
+    python benchmarks/compare.py [--quick]
+
+Prints a Markdown table and writes benchmarks/results/compare.json. Every row is measured in the
+same process, interleaving the variants round by round so drift hits them alike; the figure is the
+median over rounds of the mean per-request time.
+
+Rows:
+- success path, per request, on httpx.MockTransport and on a loopback server (its own process),
+  sequential and with 200 concurrent tasks: bare httpx, the full stack (Retry, RetryAfterGate,
+  LockoutGuard, CircuitBreaker, Classify), tenacity, stamina, httpx-retries;
+- retry amplification under a total outage (attempts sent per logical request, 200 callers);
+- 10,000 concurrent calls through one shared stack.
+Open-breaker rejection cost and memory per breaker key are in bench_breaker.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import resilience
+from benchmarks._loopback import loopback_server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+Call = Callable[[], Awaitable[None]]
+
+
+def full_stack(**retry: Any) -> resilience.Stack:
+    """The standard order with every layer, plain HTTP rules."""
+    return resilience.Stack(
+        resilience.Retry(**retry),
+        resilience.RetryAfterGate(),
+        resilience.LockoutGuard(),
+        resilience.CircuitBreaker(),
+        resilience.Classify(),
+    )
+
+
+def _plain(client: httpx.AsyncClient, url: str) -> Call:
+    async def call() -> None:
+        response = await client.get(url)
+        await response.aclose()
+
+    return call
+
+
+def make_bare(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+    client = httpx.AsyncClient(transport=transport)
+    return client, _plain(client, url)
+
+
+def make_stack(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+    client = httpx.AsyncClient(transport=full_stack().transport(transport))
+    return client, _plain(client, url)
+
+
+def make_tenacity(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+    import tenacity
+
+    client = httpx.AsyncClient(transport=transport)
+
+    @tenacity.retry(
+        stop=tenacity.stop_after_attempt(5),
+        wait=tenacity.wait_random_exponential(multiplier=1, max=60),
+        retry=tenacity.retry_if_exception_type(httpx.TransportError),
+        reraise=True,
+    )
+    async def call() -> None:
+        response = await client.get(url)
+        await response.aclose()
+
+    return client, call
+
+
+def make_stamina(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+    import stamina
+
+    client = httpx.AsyncClient(transport=transport)
+
+    @stamina.retry(on=httpx.TransportError, attempts=5)
+    async def call() -> None:
+        response = await client.get(url)
+        await response.aclose()
+
+    return client, call
+
+
+def make_httpx_retries(
+    transport: httpx.AsyncBaseTransport, url: str
+) -> tuple[httpx.AsyncClient, Call]:
+    import httpx_retries
+
+    retry = httpx_retries.Retry(total=4)
+    client = httpx.AsyncClient(
+        transport=httpx_retries.RetryTransport(transport=transport, retry=retry)
+    )
+    return client, _plain(client, url)
+
+
+VARIANTS: dict[str, Callable[[httpx.AsyncBaseTransport, str], tuple[httpx.AsyncClient, Call]]] = {
+    "bare httpx": make_bare,
+    "httpx-resilience (full stack)": make_stack,
+    "tenacity": make_tenacity,
+    "stamina": make_stamina,
+    "httpx-retries": make_httpx_retries,
+}
+
+
+async def _run(call: Call, requests: int, concurrency: int) -> float:
+    """Seconds per request for ``requests`` calls spread over ``concurrency`` tasks."""
+    per_task = requests // concurrency
+
+    async def worker() -> None:
+        for _ in range(per_task):
+            await call()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.perf_counter() - start) / (per_task * concurrency)
+
+
+async def success_path(
+    kind: str, url: str, concurrency: int, requests: int, rounds: int
+) -> dict[str, float]:
+    """Median µs per request for every variant, interleaved round by round."""
+    setups = {}
+    for name, make in VARIANTS.items():
+        inner: httpx.AsyncBaseTransport = (
+            httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok"))
+            if kind == "mock"
+            else httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
+        )
+        setups[name] = make(inner, url)
+    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _, call in setups.values():  # warm-up: connections, caches, imports
+        await _run(call, min(requests, 400), concurrency)
+    for _ in range(rounds):
+        for name, (_, call) in setups.items():
+            samples[name].append(await _run(call, requests, concurrency) * 1e6)
+    for client, _ in setups.values():
+        await client.aclose()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+async def amplification(url: str, callers: int = 200) -> dict[str, float]:
+    """Attempts sent per logical request when the server always answers 503."""
+    sent = {"n": 0}
+
+    def down(request: httpx.Request) -> httpx.Response:
+        sent["n"] += 1
+        return httpx.Response(503)
+
+    tiny = resilience.Backoff(initial=0.0001, maximum=0.001)
+    results = {}
+    variants: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
+        "httpx-resilience (defaults, backoff shrunk)": lambda: full_stack(backoff=tiny).transport(
+            httpx.MockTransport(down)
+        ),
+        "naive retry (5 attempts)": lambda: httpx.MockTransport(down),
+    }
+    for name, make in variants.items():
+        sent["n"] = 0
+        client = httpx.AsyncClient(transport=make())
+        naive = name.startswith("naive")
+
+        async def caller(client: httpx.AsyncClient = client, naive: bool = naive) -> None:
+            for _ in range(5 if naive else 1):
+                response = await client.get(url)
+                await response.aclose()
+                if response.status_code < 500:
+                    break
+
+        await asyncio.gather(*(caller() for _ in range(callers)))
+        await client.aclose()
+        results[name] = sent["n"] / callers
+    return results
+
+
+async def many_concurrent(calls: int = 10_000) -> dict[str, float]:
+    """10,000 concurrent calls through one shared stack on MockTransport."""
+    client = httpx.AsyncClient(
+        transport=full_stack().transport(httpx.MockTransport(lambda r: httpx.Response(200)))
+    )
+    start = time.perf_counter()
+    responses = await asyncio.gather(*(client.get("http://api.test/") for _ in range(calls)))
+    elapsed = time.perf_counter() - start
+    await client.aclose()
+    ok = sum(r.status_code == 200 for r in responses)
+    return {
+        "calls": calls,
+        "succeeded": ok,
+        "seconds": elapsed,
+        "us_per_call": elapsed / calls * 1e6,
+    }
+
+
+def _table(title: str, rows: dict[str, float], unit: str, base: str | None) -> str:
+    lines = [
+        f"| {title} | {unit} | ratio to {base} |" if base else f"| {title} | {unit} |",
+        "|---|---:|---:|" if base else "|---|---:|",
+    ]
+    for name, value in rows.items():
+        if base:
+            lines.append(f"| {name} | {value:.1f} | {value / rows[base]:.2f}x |")
+        else:
+            lines.append(f"| {name} | {value:.2f} |")
+    return "\n".join(lines)
+
+
+async def main(quick: bool) -> None:
+    requests, rounds = (400, 3) if quick else (2000, 7)
+    report: dict[str, Any] = {
+        "python": platform.python_version(),
+        "httpx": httpx.__version__,
+        "machine": platform.machine(),
+        "requests_per_round": requests,
+        "rounds": rounds,
+    }
+    sections = []
+    for kind in ("mock", "loopback"):
+        for concurrency in (1, 200):
+            label = f"{'MockTransport' if kind == 'mock' else 'loopback server'}, " + (
+                "sequential" if concurrency == 1 else f"{concurrency} concurrent tasks"
+            )
+            if kind == "mock":
+                rows = await success_path(kind, "http://api.test/", concurrency, requests, rounds)
+            else:
+                with loopback_server() as url:
+                    rows = await success_path(kind, url + "/", concurrency, requests, rounds)
+            report[label] = rows
+            sections.append(_table(f"success path: {label}", rows, "µs/request", "bare httpx"))
+            print(sections[-1] + "\n", flush=True)
+    amp = await amplification("http://api.test/")
+    report["amplification"] = amp
+    sections.append(_table("total outage (always 503), 200 callers", amp, "attempts/request", None))
+    print(sections[-1] + "\n", flush=True)
+    many = await many_concurrent()
+    report["10k_concurrent"] = many
+    line = (
+        f"10,000 concurrent calls through one stack: {many['succeeded']:.0f} succeeded in "
+        f"{many['seconds']:.2f} s ({many['us_per_call']:.1f} µs/call)"
+    )
+    sections.append(line)
+    print(line)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "compare.md").write_text("\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
+    asyncio.run(main(parser.parse_args().quick))
