@@ -73,6 +73,11 @@ def standard_stack(
         known = ", ".join(sorted(OVERRIDES))
         raise TypeError(f"{vendor}.stack() got unknown override(s) {unknown}; known: {known}")
     settings = {**defaults, **overrides}
+    deadline, cap = settings.get("deadline"), settings.get("max_retry_after")
+    if deadline is not None and cap is not None and overrides.get("max_retry_after") is None:
+        # The vendor's Retry-After cap is a default, not the caller's choice: a shorter deadline
+        # lowers it, as Retry's own default does, instead of being refused as a contradiction.
+        settings["max_retry_after"] = min(cap, deadline)
     if isinstance(settings.get("backoff"), Mapping):  # the vendor's advice, kept as data
         settings["backoff"] = resilience.Backoff(**settings["backoff"])
     clock = settings.get("clock")

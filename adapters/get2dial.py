@@ -12,8 +12,9 @@ What the adapter encodes (``../shared/vendor-docs/get2dial-errors.md`` and the f
 - 500 is "safe to retry for idempotent reads": only GET, HEAD and OPTIONS count as idempotent
   here (not PUT or DELETE), so nothing that writes is resent after it may have run.
 - No 429, Retry-After or idempotency key is documented; a 429 would be handled as plain HTTP.
-- ``POST /api/v1/auth/login`` is the login. Its identity is the email (case-folded) plus the tenant
-  domain, kept only as a fingerprint. 10 failed logins lock the account for 15 minutes; the
+- ``POST /api/v1/auth/login`` is the login. Its identity is the email (case-folded), kept only as
+  a fingerprint; the optional ``tenant_domain`` is left out, because the vendor counts failures
+  per account whatever the tenant sent. 10 failed logins lock the account for 15 minutes; the
   standard stack's ``LockoutGuard`` allows at most half of that locally, so this client is never
   the one that locks a company out.
 - Nothing is ever added to a request body (bodies reject unknown fields).
@@ -93,19 +94,23 @@ class Get2DialClassifier(resilience.HTTPClassifier):
         return plain
 
     def login(self, request: httpx.Request) -> resilience.Login | None:
-        """``POST /api/v1/auth/login``: the identity is the email plus the tenant domain."""
+        """``POST /api/v1/auth/login``: the identity is the email, whatever the tenant domain.
+
+        Get2Dial counts failed logins per account (the email), and ``tenant_domain`` is optional:
+        keying on it too would give one account a budget per tenant spelling (with, without, a
+        wrong one), and five failures of each add up to the vendor's ten.
+        """
         if request.method != "POST" or not request.url.path.endswith(LOGIN_PATH):
             return None
-        email, tenant = "", ""
+        email = ""
         try:
             body = json.loads(request.content)
         except (httpx.RequestNotRead, ValueError):
             body = None
         if isinstance(body, dict):
             email = (text(body.get("email")) or "").strip().casefold()
-            tenant = (text(body.get("tenant_domain")) or "").strip().casefold()
         return resilience.Login(
-            identity=resilience.fingerprint("get2dial", email, tenant),
+            identity=resilience.fingerprint("get2dial", email),
             max_failures=MAX_FAILED_LOGINS,
             window=LOCKOUT_SECONDS,
             lockout=LOCKOUT_SECONDS,
