@@ -84,7 +84,11 @@ class Backoff:
         # Compare in log space so huge retry numbers never overflow.
         if math.log(self.initial) + exponent * math.log(self.multiplier) >= math.log(self.maximum):
             return self.maximum
-        return min(self.maximum, self.initial * self.multiplier**exponent)
+        try:
+            grown = self.initial * self.multiplier**exponent
+        except OverflowError:  # a tiny (subnormal) initial times a power past the float range
+            grown = math.exp(math.log(self.initial) + exponent * math.log(self.multiplier))
+        return min(self.maximum, grown)
 
     def bounds(self, retry: int, previous: float | None = None) -> tuple[float, float]:
         """The smallest and largest delay :meth:`delay` can return for these arguments."""

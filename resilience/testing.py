@@ -72,7 +72,8 @@ def without_backoff(target: Stack | Retry) -> Stack | Retry:
 
     Only the backoff changes: a server's ``Retry-After`` is still a floor (inject a
     :class:`VirtualClock` to make those waits free too), and what is retried stays the same.
-    The retry budget and every other layer (with its state) are shared with the original.
+    The retry budget and every other layer (with its state) are shared with the original, and
+    a stack keeps its ``telemetry``.
 
     Args:
         target: A :class:`~resilience.Stack` (e.g. ``adapters.dialstack.stack()``) or a
@@ -91,6 +92,7 @@ def without_backoff(target: Stack | Retry) -> Stack | Retry:
             *(
                 attrs.evolve(layer, backoff=NO_BACKOFF) if isinstance(layer, Retry) else layer
                 for layer in target.layers
-            )
+            ),
+            telemetry=target.telemetry,
         )
     raise TypeError(f"without_backoff() takes a Stack or a Retry, not {type(target).__name__}")
