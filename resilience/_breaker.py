@@ -16,7 +16,8 @@ import httpx
 
 from . import _breaker_core as core
 from . import _events as ev
-from ._breaker_core import BreakerPolicy, Change, Circuit, CircuitState, Ticket
+from ._batch import Batch
+from ._breaker_core import BreakerPolicy, Change, Circuit, CircuitState, Decision, Ticket
 from ._clock import DEFAULT_CLOCK, Clock
 from ._context import call_context, classification_of
 from ._exceptions import CircuitOpenError, RejectedError
@@ -150,6 +151,7 @@ class CircuitBreaker(Layer):
     _key: Callable[[httpx.Request], Hashable] = attrs.field(init=False, repr=False)
     _listeners: list[StateListener] = attrs.field(init=False, repr=False, factory=list)
     _counts: dict[str, int] = attrs.field(init=False, repr=False)
+    _successes: Batch = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._policy = BreakerPolicy(
@@ -165,6 +167,7 @@ class CircuitBreaker(Layer):
         self._clock = self.clock or DEFAULT_CLOCK
         self._key = self.key or origin_key
         self._counts = dict.fromkeys(("admitted", "rejected", "probes", "opened", "closed"), 0)
+        self._successes = Batch(self.max_keys)
 
     def wrap(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
         """Return a transport that applies this breaker around ``inner``."""
@@ -200,7 +203,13 @@ class CircuitBreaker(Layer):
             keys, circuit = len(store), None
             if key is not None:
                 now = self._clock.now()
-                circuit = _snapshot(self._policy, store.get_now(key, now=now), now)
+                stored = store.get_now(key, now=now)
+                pending = self._successes.pending(key)
+                if pending:  # successes counted in bulk, not yet written: read, not written
+                    stored, _ = core.record_successes(
+                        self._policy, stored, pending, self._successes.now
+                    )
+                circuit = _snapshot(self._policy, stored, now)
         counts = self._counts
         return BreakerStatistics(
             keys=keys,
@@ -228,9 +237,11 @@ class CircuitBreaker(Layer):
         if key is not None:
             await self._force(key, None)
             return
+        self._successes.clear()
         await self._store.clear()
 
     async def _force(self, key: Hashable, state: CircuitState | None) -> None:
+        self._successes.clear(key)  # counted before the reset: they belong to no circuit now
         now = self._clock.now()
         change = await self._store.update(
             key, lambda c: core.force(c, state, now), now=now, ttl=self._ttl(now)
@@ -242,7 +253,13 @@ class CircuitBreaker(Layer):
 
     def _ttl(self, now: float) -> Callable[[Circuit], float]:
         policy = self._policy
-        return lambda circuit: core.ttl(policy, circuit, now)
+
+        def ttl(circuit: Circuit) -> float:
+            if circuit.state is CircuitState.CLOSED and not circuit.forced:
+                return policy.window  # the common case, without a call into the core
+            return core.ttl(policy, circuit, now)
+
+        return ttl
 
     def _changed(self, key: Hashable, change: Change, request: httpx.Request | None) -> None:
         if change.new is CircuitState.OPEN:
@@ -279,32 +296,87 @@ class CircuitBreaker(Layer):
             message = f"circuit breaker is open; retry in {retry_after:.3f}s"
         return CircuitOpenError(message, request=request, retry_after=retry_after)
 
+    def _memory(self) -> MemoryStore[Circuit] | None:
+        """The in-memory store, which the hot path drives synchronously (no await needed)."""
+        store = self._store
+        return store if isinstance(store, MemoryStore) else None
+
     async def _admit(self, request: httpx.Request, key: Hashable) -> Ticket:
         now = self._clock.now()
         store = self._store
-        decision = core.peek(await store.get(key, now=now), now)
+        memory = self._memory()
+        circuit = memory.get_now(key, now=now) if memory else await store.get(key, now=now)
+        decision = core.peek(circuit, now)
         if decision is None:
             policy = self._policy
-            decision = await store.update(
-                key, lambda c: core.admit(policy, c, now), now=now, ttl=self._ttl(now)
+
+            def transition(c: Circuit | None) -> tuple[Circuit | None, Decision]:
+                return core.admit(policy, c, now)
+
+            ttl = self._ttl(now)
+            decision = (
+                memory.update_now(key, transition, now=now, ttl=ttl)
+                if memory
+                else await store.update(key, transition, now=now, ttl=ttl)
             )
             if decision.change is not None:
                 self._changed(key, decision.change, request)
         ticket = decision.ticket
         if ticket is None:
             raise self._reject(request, key, decision.retry_after)
-        self._counts["admitted"] += 1
+        counts = self._counts
+        counts["admitted"] += 1
         if ticket.probe:
-            self._counts["probes"] += 1
+            counts["probes"] += 1
         return ticket
+
+    def _count_success(self, memory: MemoryStore[Circuit], key: Hashable) -> None:
+        """A closed-state call succeeded: count it in bulk (see ``resilience._batch``)."""
+        now = self._clock.now()
+        epoch = core.epoch_of(self._policy, now)
+        batch = self._successes
+        if epoch != batch.slot:
+            self._flush_successes(memory, *batch.roll(epoch, now), now=now)
+            memory.expire_now(now)
+        if not batch.add(key):
+            self._flush_successes(memory, now, {key: 1}, now=now)
+
+    def _flush_successes(
+        self, memory: MemoryStore[Circuit], at: float, counts: dict[Hashable, int], *, now: float
+    ) -> None:
+        """Write successes counted at ``at`` (a time in their bucket), by ``now``."""
+        policy, late = self._policy, now - at
+
+        def ttl(circuit: Circuit) -> float:
+            return core.ttl(policy, circuit, at) - late  # as if written at ``at``
+
+        for key, successes in counts.items():
+            if successes:
+
+                def add(c: Circuit | None, n: int = successes) -> tuple[Circuit | None, None]:
+                    return core.record_successes(policy, c, n, at)
+
+                memory.update_now(key, add, now=now, ttl=ttl)
 
     async def _record(
         self, request: httpx.Request, key: Hashable, ticket: Ticket, failed: bool
     ) -> None:
         now = self._clock.now()
+        memory = self._memory()
+        if memory is not None and (successes := self._successes.take(key)):
+            # Every success before this verdict is counted before it.
+            self._flush_successes(memory, self._successes.now, {key: successes}, now=now)
         policy = self._policy
-        change = await self._store.update(
-            key, lambda c: core.record(policy, c, ticket, failed, now), now=now, ttl=self._ttl(now)
+
+        def transition(c: Circuit | None) -> tuple[Circuit | None, Change | None]:
+            return core.record(policy, c, ticket, failed, now)
+
+        memory = self._memory()
+        ttl = self._ttl(now)
+        change = (
+            memory.update_now(key, transition, now=now, ttl=ttl)
+            if memory
+            else await self._store.update(key, transition, now=now, ttl=ttl)
         )
         if change is not None:
             self._changed(key, change, request)
@@ -351,15 +423,25 @@ def _snapshot(policy: BreakerPolicy, circuit: Circuit | None, now: float) -> Cir
     )
 
 
+_CLOSED = Ticket(None, 0, probe=False)
+
+
 class _BreakerTransport(LayerTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, layer: CircuitBreaker) -> None:
         super().__init__(inner)
         self._layer = layer
+        self._memory = layer._memory()  # noqa: SLF001 - the layer's own transport
+        self._clock = layer._clock  # noqa: SLF001
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        layer = self._layer
+        layer, memory = self._layer, self._memory
         key = layer._key(request)  # noqa: SLF001 - the layer's own transport
-        ticket = await layer._admit(request, key)  # noqa: SLF001
+        circuit = memory.get_now(key, now=self._clock.now()) if memory is not None else None
+        if memory is not None and (circuit is None or circuit.state is CircuitState.CLOSED):
+            ticket = _CLOSED  # the hot path of core.peek, inline
+            layer._counts["admitted"] += 1  # noqa: SLF001
+        else:
+            ticket = await layer._admit(request, key)  # noqa: SLF001
         try:
             response = await self.inner.handle_async_request(request)
         except RejectedError:
@@ -373,5 +455,8 @@ class _BreakerTransport(LayerTransport):
             await layer._release(key, ticket)  # noqa: SLF001 - cancelled: no verdict
             raise
         failed = classification_of(request, response).counts_as_failure
-        await layer._record(request, key, ticket, failed)  # noqa: SLF001
+        if failed or ticket.probe or memory is None:
+            await layer._record(request, key, ticket, failed)  # noqa: SLF001
+        else:  # the hot path: a success, counted in bulk
+            layer._count_success(memory, key)  # noqa: SLF001
         return response

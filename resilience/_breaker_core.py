@@ -287,9 +287,8 @@ def record(
         return circuit, None  # a call admitted before the trip: the verdict is already in
     if not failed and circuit.epoch == (epoch := _epoch(policy, now)):
         # The hot path (a success in the current bucket): positional fields, one list copy.
-        slot = epoch % BUCKETS
         counts = list(circuit.calls)
-        counts[slot] += 1
+        counts[epoch % BUCKETS] += 1
         return Circuit(
             circuit.born, state, circuit.generation, epoch, tuple(counts), circuit.failures
         ), None
@@ -314,6 +313,36 @@ def record(
         consecutive=consecutive,
     )
     return updated, None
+
+
+def record_successes(
+    policy: BreakerPolicy, circuit: Circuit | None, successes: int, now: float
+) -> tuple[Circuit | None, None]:
+    """Count ``successes`` calls admitted closed (not probes) that succeeded by ``now``.
+
+    The same as :func:`record` of each in turn, in one step: the breaker counts successes in
+    bulk (see ``resilience._batch``). Successes never change the state; against an open or
+    half-open circuit they are calls admitted before the trip, already decided, and ignored.
+    """
+    if circuit is None:
+        circuit = Circuit(born=now, epoch=_epoch(policy, now))
+    if circuit.forced or circuit.state is not CircuitState.CLOSED:
+        return circuit, None
+    epoch, calls, failures = _slide(policy, circuit, now)
+    calls[epoch % BUCKETS] += successes
+    updated = Circuit(
+        born=circuit.born,
+        generation=circuit.generation,
+        epoch=epoch,
+        calls=tuple(calls),
+        failures=tuple(failures),
+    )
+    return updated, None
+
+
+def epoch_of(policy: BreakerPolicy, now: float) -> int:
+    """The window bucket ``now`` falls in (successes are batched per bucket)."""
+    return _epoch(policy, now)
 
 
 def release(circuit: Circuit | None, ticket: Ticket) -> tuple[Circuit | None, None]:

@@ -117,6 +117,10 @@ def _by_class(status: int) -> tuple[Kind, bool, bool, bool]:
     return (Kind.SERVER_ERROR, False, True, True)
 
 
+#: Verdicts without a vendor error, by (classifier name, status): frozen, so safely shared.
+_PLAIN_VERDICTS: dict[tuple[str, int], Classification] = {}
+_PLAIN_VERDICTS_MAX = 4096
+
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -157,8 +161,12 @@ class HTTPClassifier:
     ) -> Classification:
         """Map the status (and, in adapters, the parsed error) to a classification."""
         status = response.status_code
+        if error is None:  # the common case (every success): one shared, immutable verdict
+            cached = _PLAIN_VERDICTS.get((self.name, status))
+            if cached is not None:
+                return cached
         kind, retryable, failure, executed = _STATUS_TABLE.get(status) or _by_class(status)
-        return Classification(
+        verdict = Classification(
             kind=kind,
             retryable=retryable,
             counts_as_failure=failure,
@@ -167,6 +175,9 @@ class HTTPClassifier:
             vendor=self.name,
             reason=f"HTTP {status}",
         )
+        if error is None and len(_PLAIN_VERDICTS) < _PLAIN_VERDICTS_MAX:
+            _PLAIN_VERDICTS[self.name, status] = verdict
+        return verdict
 
     def error_class(self, classification: Classification) -> type[APIError] | None:
         """Plain HTTP has no vendor-specific errors: the per-kind default is used."""

@@ -7,6 +7,7 @@ The default follows the running event loop's clock, so trio's ``MockClock`` driv
 
 from __future__ import annotations
 
+from asyncio import _get_running_loop
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -33,7 +34,15 @@ class AnyioClock:
     __slots__ = ()
 
     def now(self) -> float:
-        """Return the event loop's time."""
+        """Return the event loop's time.
+
+        On asyncio that is the loop's ``time()``, which is what ``anyio.current_time()``
+        returns there; asked directly it costs a fifth as much, and every layer asks it on
+        every call. Elsewhere (trio) anyio answers.
+        """
+        loop = _get_running_loop()
+        if loop is not None:
+            return loop.time()
         return anyio.current_time()
 
     async def sleep(self, seconds: float) -> None:

@@ -90,14 +90,19 @@ class MemoryStore(Generic[S]):
         self._expired = 0
         self._locks = KeyedLock()
 
-    def _sweep(self, now: float) -> None:
-        for _ in range(self._SWEEP):
-            if not self._entries:
+    def expire_now(self, now: float) -> None:
+        """Drop every expired entry at the cold end (for statistics; O(expired entries))."""
+        self._sweep(now, len(self._entries))
+
+    def _sweep(self, now: float, limit: int = _SWEEP) -> None:
+        entries = self._entries
+        for _ in range(limit):
+            if not entries:
                 return
-            key, (expires, _) = next(iter(self._entries.items()))
-            if expires > now:
+            key = next(iter(entries))
+            if entries[key][0] > now:
                 return
-            del self._entries[key]
+            del entries[key]
             self._expired += 1
 
     def get_now(self, key: Hashable, *, now: float) -> S | None:
@@ -121,15 +126,28 @@ class MemoryStore(Generic[S]):
         ttl: float | Callable[[S], float],
     ) -> R:
         """The synchronous core of :meth:`update`."""
+        entries = self._entries
         self._sweep(now)
-        state, result = transition(self.get_now(key, now=now))
+        entry = entries.get(key)
+        if entry is not None and entry[0] <= now:
+            del entries[key]
+            self._expired += 1
+            entry = None
+        state, result = transition(None if entry is None else entry[1])
         if state is None:
-            self._entries.pop(key, None)
+            if entry is not None:
+                del entries[key]
             return result
-        self._entries[key] = (now + (ttl(state) if callable(ttl) else ttl), state)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_keys:
-            self._entries.popitem(last=False)
+        expires = now + (ttl(state) if callable(ttl) else ttl)
+        if expires <= now:  # nothing left to keep (a state recorded late, already stale)
+            if entry is not None:
+                del entries[key]
+            return result
+        entries[key] = (expires, state)
+        if entry is not None:
+            entries.move_to_end(key)  # replacing a value keeps its place: mark it recent
+        elif len(entries) > self.max_keys:
+            entries.popitem(last=False)
             self._evicted += 1
         return result
 
