@@ -153,7 +153,8 @@ class _RetryTransport(LayerTransport):
                 else:
                     response = await self.inner.handle_async_request(request)
             except RejectedError:
-                raise  # a decision of a layer below, not an attempt
+                ctx.attempts -= 1  # a decision of a layer below: nothing was sent
+                raise
             except Exception as exc:
                 verdict = classification_of(request, exc)
                 if not verdict.retryable:

@@ -181,6 +181,7 @@ async def test_an_open_circuit_under_a_retry_ends_the_call_without_another_clien
     ]
     assert call.attributes is not None
     assert call.attributes["error.type"] == "CircuitOpenError"
+    assert call.attributes["resilience.attempts"] == 2  # attempts sent, not the refused one
     assert call.status.status_code is StatusCode.ERROR
     circuits = {p.attributes[ev.BREAKER_STATE]: p.value for p in otel.metrics()[
         "resilience.breaker.circuits"]}  # fmt: skip
