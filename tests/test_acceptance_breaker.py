@@ -7,9 +7,8 @@ make slow, and checked on every structure that could grow with the number of key
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -28,9 +27,9 @@ from resilience import (
     Stack,
 )
 from resilience._lockout_core import Account
-from resilience._store import MemoryStore
 from resilience._telemetry_breaker import BreakerWatch
 from resilience.testing import VirtualClock
+from tests.stores import SuspendingStore
 from tests.test_breaker_support import FlakyApp, LoginApp, LoginClassifier
 
 pytestmark = pytest.mark.anyio
@@ -207,39 +206,6 @@ async def test_a_flood_of_identities_stays_within_the_guards_bound(clock: Virtua
 
 
 # -- LockoutGuard behind any async store ------------------------------------------------------
-
-
-class SuspendingStore(Generic[S]):
-    """Only the four methods of the store protocol, each suspending like a network store would
-    (so a check and the update after it are never atomic by accident)."""
-
-    def __init__(self) -> None:
-        self._inner: MemoryStore[S] = MemoryStore()
-        self.calls = 0
-
-    async def get(self, key: Hashable, *, now: float) -> S | None:
-        self.calls += 1
-        await anyio.lowlevel.checkpoint()
-        return self._inner.get_now(key, now=now)
-
-    async def update(
-        self,
-        key: Hashable,
-        transition: Callable[[S | None], tuple[S | None, R]],
-        *,
-        now: float,
-        ttl: float | Callable[[S], float],
-    ) -> R:
-        self.calls += 1
-        await anyio.lowlevel.checkpoint()
-        return self._inner.update_now(key, transition, now=now, ttl=ttl)
-
-    async def clear(self) -> None:
-        await anyio.lowlevel.checkpoint()
-        self._inner.clear_now()
-
-    def lock(self, key: Hashable) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._inner.lock(key)
 
 
 async def _login(client: httpx.AsyncClient, email: str, password: str, out: list[object]) -> None:

@@ -8,8 +8,6 @@ the same random history and require the same decisions and the same statistics a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-
 import httpx
 import pytest
 from hypothesis import given, settings
@@ -28,36 +26,10 @@ from resilience._breaker_core import (
 )
 from resilience._budget import BudgetState, allows
 from resilience._budget import record as budget_record
-from resilience._store import MemoryStore
 from resilience.testing import VirtualClock
+from tests.stores import SuspendingStore
 
 POLICY = BreakerPolicy(minimum_calls=4, window=10.0, consecutive_failures=3, open_for=5.0)
-
-
-class _PlainStore:
-    """The in-memory store behind the async interface only: the breaker cannot batch on it."""
-
-    def __init__(self) -> None:
-        self.memory: MemoryStore[Circuit] = MemoryStore()
-
-    async def get(self, key: Hashable, *, now: float) -> Circuit | None:
-        return self.memory.get_now(key, now=now)
-
-    async def update(
-        self,
-        key: Hashable,
-        transition: Callable[[Circuit | None], tuple[Circuit | None, object]],
-        *,
-        now: float,
-        ttl: float | Callable[[Circuit], float],
-    ) -> object:
-        return self.memory.update_now(key, transition, now=now, ttl=ttl)
-
-    async def clear(self) -> None:
-        self.memory.clear_now()
-
-    def lock(self, key: Hashable) -> object:  # pragma: no cover - the breaker takes no locks
-        return self.memory.lock(key)
 
 
 @given(st.integers(0, 12), st.floats(0.0, 100.0), st.integers(0, 40))
@@ -110,7 +82,7 @@ async def test_a_batched_breaker_decides_as_an_unbatched_one(
         window=10.0,
         consecutive_failures=3,
         open_for=5.0,
-        store=_PlainStore(),  # type: ignore[arg-type]
+        store=SuspendingStore[Circuit](),
     )
     inner = httpx.MockTransport(lambda _: httpx.Response(status["code"]))
     transports = [batched.wrap(inner), plain.wrap(inner)]
@@ -131,7 +103,7 @@ async def test_a_batched_breaker_decides_as_an_unbatched_one(
         # statistics() of the plain breaker's store is unavailable (not in-memory): compare the
         # batched breaker's read-only view with the plain one's stored circuit instead.
         view = batched.statistics(key).circuit
-        stored = plain.store.memory.get_now(key, now=clock.now())  # type: ignore[union-attr]
+        stored = plain.store.inner.get_now(key, now=clock.now())  # type: ignore[union-attr]
         assert view is not None
         if stored is None:
             assert (view.calls, view.failures) == (0, 0)

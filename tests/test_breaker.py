@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from typing import TypeVar
 
 import anyio
@@ -20,8 +19,8 @@ from resilience import CircuitBreaker, CircuitOpenError, CircuitState, Classify,
 from resilience import _events as ev
 from resilience._breaker_core import Circuit
 from resilience._redact import fingerprint
-from resilience._store import MemoryStore
 from resilience.testing import VirtualClock
+from tests.stores import SuspendingStore
 from tests.test_breaker_support import Events, FlakyApp, recording
 
 pytestmark = pytest.mark.anyio
@@ -280,44 +279,11 @@ async def test_a_refusal_from_an_inner_layer_returns_the_probe_slot(clock: Virtu
     assert circuit.state is CLOSED
 
 
-class SharedLikeStore:
-    """A store with only the async protocol, which suspends on every call (like a network
-    store would): the breaker must not rely on anything else."""
-
-    def __init__(self) -> None:
-        self._inner: MemoryStore[Circuit] = MemoryStore()
-        self.calls = 0
-
-    async def get(self, key: Hashable, *, now: float) -> Circuit | None:
-        self.calls += 1
-        await anyio.lowlevel.checkpoint()
-        return self._inner.get_now(key, now=now)
-
-    async def update(
-        self,
-        key: Hashable,
-        transition: Callable[[Circuit | None], tuple[Circuit | None, R]],
-        *,
-        now: float,
-        ttl: float | Callable[[Circuit], float],
-    ) -> R:
-        self.calls += 1
-        await anyio.lowlevel.checkpoint()
-        return self._inner.update_now(key, transition, now=now, ttl=ttl)
-
-    async def clear(self) -> None:
-        await anyio.lowlevel.checkpoint()
-        self._inner.clear_now()
-
-    def lock(self, key: Hashable) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._inner.lock(key)
-
-
 async def test_any_async_store_can_hold_the_circuits(
     flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
 ) -> None:
     _, server = flaky
-    store = SharedLikeStore()
+    store = SuspendingStore[Circuit]()
     breaker = CircuitBreaker(clock=clock, consecutive_failures=2, open_for=1.0, store=store)
     async with _client(breaker, server.url) as client:
         async with anyio.create_task_group() as tg:
