@@ -18,13 +18,24 @@ applied to ``n`` events at once.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from ._store import MemoryStore
 
 __all__ = ["Batch"]
 
+S = TypeVar("S")
 
-class Batch:
-    """Pending event counts per key within one time slot.
+
+class Batch(Generic[S]):
+    """Pending event counts per key within one time slot, and how to write them.
+
+    Args:
+        max_keys: The most keys counted at once; past it, events are written one by one.
+        apply: ``(state, n, at) -> state``: the state with ``n`` events at time ``at`` added
+            (a pure transition of the layer's core).
+        ttl: ``(state, at) -> seconds``: how long a state written at ``at`` is kept.
 
     Attributes:
         slot: The slot the counts belong to (None before the first event).
@@ -32,47 +43,51 @@ class Batch:
         counts: Pending events per key (0 for a key whose only event was written at once).
     """
 
-    __slots__ = ("counts", "max_keys", "now", "slot")
+    __slots__ = ("_apply", "_ttl", "counts", "max_keys", "now", "slot")
 
-    def __init__(self, max_keys: int) -> None:
+    def __init__(
+        self,
+        max_keys: int,
+        apply: Callable[[S | None, int, float], S | None],
+        ttl: Callable[[S, float], float],
+    ) -> None:
         self.max_keys = max_keys
+        self._apply = apply
+        self._ttl = ttl
         self.slot: int | None = None
         self.now = 0.0
         self.counts: dict[Hashable, int] = {}
 
-    def roll(self, slot: int, now: float) -> tuple[float, dict[Hashable, int]]:
-        """Start ``slot`` at ``now``; return the previous slot's counts and a time inside it."""
-        previous = (self.now, self.counts)
-        self.slot, self.now, self.counts = slot, now, {}
-        return previous
+    def count(self, store: MemoryStore[S], key: Hashable, slot: int, now: float) -> None:
+        """Count one event of ``key`` at ``now`` (in ``slot``), writing ``store`` when due.
 
-    def add(self, key: Hashable) -> bool:
-        """Count one event of ``key`` in the current slot.
-
-        Returns:
-            True when it is pending; False when the caller must write it now (the key's first
-            event in this slot, or a batch already holding ``max_keys`` keys).
+        A new slot writes the previous one's counts and drops expired keys; a key's first
+        event in a slot (or any event once ``max_keys`` keys are counted) is written at once.
         """
+        if slot != self.slot:
+            at, previous = self.now, self.counts
+            self.slot, self.now, self.counts = slot, now, {}
+            self._write(store, at, previous, now)
+            store.expire_now(now)
         counts = self.counts
         pending = counts.get(key)
         if pending is not None:
             counts[key] = pending + 1
-            return True
+            return
         if len(counts) < self.max_keys:
             counts[key] = 0
-        return False
+        self._write(store, now, {key: 1}, now)
+
+    def flush(self, store: MemoryStore[S], key: Hashable, now: float) -> None:
+        """Write ``key``'s pending count, before a decision that reads its state."""
+        pending = self.counts.get(key, 0)
+        if pending:
+            self.counts[key] = 0
+            self._write(store, self.now, {key: pending}, now)
 
     def pending(self, key: Hashable) -> int:
         """``key``'s pending count (0 if none)."""
         return self.counts.get(key, 0)
-
-    def take(self, key: Hashable) -> int:
-        """Reset ``key``'s pending count to 0 and return it (it is about to be written)."""
-        counts = self.counts
-        pending = counts.get(key, 0)
-        if pending:
-            counts[key] = 0
-        return pending
 
     def clear(self, key: Hashable | None = None) -> None:
         """Forget ``key``'s pending count, or every one."""
@@ -80,3 +95,20 @@ class Batch:
             self.counts = {}
         else:
             self.counts.pop(key, None)
+
+    def _write(
+        self, store: MemoryStore[S], at: float, counts: dict[Hashable, int], now: float
+    ) -> None:
+        """Write events counted at ``at`` (a time in their slot), by ``now``."""
+        apply, keep, late = self._apply, self._ttl, now - at
+
+        def ttl(state: S) -> float:
+            return keep(state, at) - late  # as if written at ``at``
+
+        for key, events in counts.items():
+            if events:
+
+                def transition(state: S | None, n: int = events) -> tuple[S | None, None]:
+                    return apply(state, n, at), None
+
+                store.update_now(key, transition, now=now, ttl=ttl)

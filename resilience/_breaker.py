@@ -151,7 +151,7 @@ class CircuitBreaker(Layer):
     _key: Callable[[httpx.Request], Hashable] = attrs.field(init=False, repr=False)
     _listeners: list[StateListener] = attrs.field(init=False, repr=False, factory=list)
     _counts: dict[str, int] = attrs.field(init=False, repr=False)
-    _successes: Batch = attrs.field(init=False, repr=False)
+    _successes: Batch[Circuit] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._policy = BreakerPolicy(
@@ -167,7 +167,12 @@ class CircuitBreaker(Layer):
         self._clock = self.clock or DEFAULT_CLOCK
         self._key = self.key or origin_key
         self._counts = dict.fromkeys(("admitted", "rejected", "probes", "opened", "closed"), 0)
-        self._successes = Batch(self.max_keys)
+        policy = self._policy
+        self._successes = Batch(
+            self.max_keys,
+            apply=lambda c, n, at: core.record_successes(policy, c, n, at)[0],
+            ttl=lambda circuit, at: core.ttl(policy, circuit, at),
+        )
 
     def wrap(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
         """Return a transport that applies this breaker around ``inner``."""
@@ -333,45 +338,20 @@ class CircuitBreaker(Layer):
     def _count_success(self, memory: MemoryStore[Circuit], key: Hashable) -> None:
         """A closed-state call succeeded: count it in bulk (see ``resilience._batch``)."""
         now = self._clock.now()
-        epoch = core.epoch_of(self._policy, now)
-        batch = self._successes
-        if epoch != batch.slot:
-            self._flush_successes(memory, *batch.roll(epoch, now), now=now)
-            memory.expire_now(now)
-        if not batch.add(key):
-            self._flush_successes(memory, now, {key: 1}, now=now)
-
-    def _flush_successes(
-        self, memory: MemoryStore[Circuit], at: float, counts: dict[Hashable, int], *, now: float
-    ) -> None:
-        """Write successes counted at ``at`` (a time in their bucket), by ``now``."""
-        policy, late = self._policy, now - at
-
-        def ttl(circuit: Circuit) -> float:
-            return core.ttl(policy, circuit, at) - late  # as if written at ``at``
-
-        for key, successes in counts.items():
-            if successes:
-
-                def add(c: Circuit | None, n: int = successes) -> tuple[Circuit | None, None]:
-                    return core.record_successes(policy, c, n, at)
-
-                memory.update_now(key, add, now=now, ttl=ttl)
+        self._successes.count(memory, key, core.epoch_of(self._policy, now), now)
 
     async def _record(
         self, request: httpx.Request, key: Hashable, ticket: Ticket, failed: bool
     ) -> None:
         now = self._clock.now()
         memory = self._memory()
-        if memory is not None and (successes := self._successes.take(key)):
-            # Every success before this verdict is counted before it.
-            self._flush_successes(memory, self._successes.now, {key: successes}, now=now)
+        if memory is not None:  # every success before this verdict is counted before it
+            self._successes.flush(memory, key, now)
         policy = self._policy
 
         def transition(c: Circuit | None) -> tuple[Circuit | None, Change | None]:
             return core.record(policy, c, ticket, failed, now)
 
-        memory = self._memory()
         ttl = self._ttl(now)
         change = (
             memory.update_now(key, transition, now=now, ttl=ttl)

@@ -113,15 +113,20 @@ class RetryBudget:
     max_keys: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
     _store: MemoryStore[BudgetState] = attrs.field(init=False, repr=False)
     _counters: _Counters = attrs.field(init=False, repr=False, factory=_Counters)
-    _batch: Batch = attrs.field(init=False, repr=False)
+    _batch: Batch[BudgetState] = attrs.field(init=False, repr=False)
 
     @_store.default
     def _make_store(self) -> MemoryStore[BudgetState]:
         return MemoryStore(max_keys=self.max_keys)
 
     @_batch.default
-    def _make_batch(self) -> Batch:
-        return Batch(self.max_keys)
+    def _make_batch(self) -> Batch[BudgetState]:
+        window = self.window
+        return Batch(
+            self.max_keys,
+            apply=lambda state, n, at: record(state, at, window, n),
+            ttl=lambda _, __: window,
+        )
 
     def deposit(self, key: Hashable, *, now: float) -> None:
         """Record one logical request for ``key``.
@@ -131,31 +136,11 @@ class RetryBudget:
         retry of that key is weighed.
         """
         self._counters.requests += 1
-        batch = self._batch
-        slot = _slot(now, self.window)
-        if slot != batch.slot:
-            self._apply(*batch.roll(slot, now), now=now)
-            self._store.expire_now(now)
-        if not batch.add(key):
-            self._apply(now, {key: 1}, now=now)
-
-    def _apply(self, at: float, counts: dict[Hashable, int], *, now: float) -> None:
-        """Write requests counted at ``at`` (a time in their slot), by ``now``."""
-        window, update = self.window, self._store.update_now
-        ttl = window - (now - at)  # as if written at ``at``
-        for key, requests in counts.items():
-            if requests:
-
-                def add(state: BudgetState | None, n: int = requests) -> tuple[BudgetState, None]:
-                    return record(state, at, window, n), None
-
-                update(key, add, now=now, ttl=ttl)
+        self._batch.count(self._store, key, _slot(now, self.window), now)
 
     def withdraw(self, key: Hashable, *, now: float) -> bool:
         """Spend one retry for ``key`` if the budget allows it; return whether it did."""
-        pending = self._batch.take(key)
-        if pending:
-            self._apply(self._batch.now, {key: pending}, now=now)
+        self._batch.flush(self._store, key, now)
 
         def transition(state: BudgetState | None) -> tuple[BudgetState | None, bool]:
             if not allows(

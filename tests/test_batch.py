@@ -26,6 +26,7 @@ from resilience._breaker_core import (
 )
 from resilience._budget import BudgetState, allows
 from resilience._budget import record as budget_record
+from resilience._store import MemoryStore
 from resilience.testing import VirtualClock
 from tests.stores import SuspendingStore
 
@@ -150,21 +151,34 @@ def test_a_batched_budget_allows_what_the_pure_model_allows(
             model[key] = budget_record(model.get(key), now, 10.0, retries=1)
 
 
+#: Every write a key received: (events, at).
+Writes = tuple[tuple[int, float], ...]
+
+
 def test_the_batch_writes_a_key_once_per_slot_then_counts_it() -> None:
-    batch = Batch(max_keys=2)
-    batch.roll(1, 10.0)
-    assert [batch.add("a"), batch.add("a"), batch.add("a")] == [False, True, True]
+    store: MemoryStore[Writes] = MemoryStore()
+    batch: Batch[Writes] = Batch(
+        max_keys=2, apply=lambda s, n, at: (*(s or ()), (n, at)), ttl=lambda _, __: 100.0
+    )
+    for now in (10.0, 10.1, 10.2):
+        batch.count(store, "a", 1, now)
+    assert store.get_now("a", now=11.0) == ((1, 10.0),)  # the first at once, the rest pending
     assert batch.pending("a") == 2
-    assert batch.take("a") == 2
-    assert batch.take("a") == 0
-    assert [batch.add("b"), batch.add("c"), batch.add("c")] == [False, False, False]  # full
-    now, counts = batch.roll(2, 13.0)
-    assert (now, counts) == (10.0, {"a": 0, "b": 0})
-    assert (batch.slot, batch.now, batch.counts) == (2, 13.0, {})
-    batch.add("a")
-    batch.add("a")
+    batch.flush(store, "a", 11.0)
+    assert store.get_now("a", now=11.0) == ((1, 10.0), (2, 10.0))  # at a time in their slot
+    assert batch.pending("a") == 0
+    batch.flush(store, "a", 11.0)
+    assert store.get_now("a", now=11.0) == ((1, 10.0), (2, 10.0))  # nothing pending: no write
+    for now in (11.0, 11.1, 11.2):  # "a" and "b" fill the batch: "c" is written every time
+        batch.count(store, "b" if now == 11.0 else "c", 1, now)
+    assert store.get_now("c", now=12.0) == ((1, 11.1), (1, 11.2))
+    batch.count(store, "b", 1, 12.0)
+    batch.count(store, "a", 2, 13.0)  # a new slot writes the old one's counts first
+    assert store.get_now("b", now=13.0) == ((1, 11.0), (1, 10.0))  # at once, then at roll
+    assert (batch.slot, batch.now, batch.counts) == (2, 13.0, {"a": 0})
+    batch.count(store, "a", 2, 13.5)
     batch.clear("a")
     assert batch.pending("a") == 0
-    batch.add("b")
+    batch.count(store, "b", 2, 13.6)
     batch.clear()
     assert batch.counts == {}
