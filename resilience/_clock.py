@@ -7,12 +7,16 @@ The default follows the running event loop's clock, so trio's ``MockClock`` driv
 
 from __future__ import annotations
 
-from asyncio import _get_running_loop
+from asyncio import BaseEventLoop, _get_running_loop
+from time import monotonic
 from typing import Protocol, runtime_checkable
 
 import anyio
 
 __all__ = ["AnyioClock", "Clock"]
+
+#: ``asyncio.BaseEventLoop.time``: ``return time.monotonic()``, as every stock loop inherits it.
+_STOCK_TIME = BaseEventLoop.time
 
 
 @runtime_checkable
@@ -20,8 +24,19 @@ class Clock(Protocol):
     """A monotonic clock in float seconds that can also wait."""
 
     def now(self) -> float:
-        """Return the current time in seconds (monotonic, arbitrary origin)."""
-        ...
+        """Return the event loop's time.
+
+        On asyncio that is the loop's ``time()``, which is what ``anyio.current_time()``
+        returns there; every layer asks it on every call, so it is read as directly as the
+        loop allows: a stock asyncio loop's ``time()`` *is* ``time.monotonic()``, and a loop
+        with a clock of its own (uvloop, a test loop) is asked. Elsewhere (trio) anyio answers.
+        """
+        loop = _get_running_loop()
+        if loop is None:
+            return anyio.current_time()
+        if type(loop).time is _STOCK_TIME:
+            return monotonic()
+        return loop.time()
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (a non-positive value still yields to the event loop once)."""
