@@ -11,7 +11,8 @@ tasks with a wrong password cannot spend the budget all at once.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Hashable
+from collections.abc import Coroutine, Hashable
+from typing import Any
 
 import attrs
 import httpx
@@ -21,7 +22,7 @@ from . import _lockout_core as core
 from ._breaker import origin_key
 from ._classification import Classification, Kind, Login
 from ._clock import DEFAULT_CLOCK, Clock
-from ._context import CallContext, call_context, classification_of
+from ._context import CONTEXT_KEY, CallContext, call_context, classification_of
 from ._exceptions import LockedOutError, RejectedError
 from ._layer import Layer, LayerTransport
 from ._lockout_core import Account, Outcome, Refusal
@@ -252,8 +253,11 @@ class _GuardTransport(LayerTransport):
         super().__init__(inner)
         self._layer = layer
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        login = call_context(request).classifier.login(request)
+    def handle_async_request(self, request: httpx.Request) -> Coroutine[Any, Any, httpx.Response]:
+        # Not a coroutine itself: a request that is no login is handed on as the inner
+        # transport's own coroutine, so the guard costs it no frame of its own.
+        ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
+        login = ctx.classifier.login(request)
         if login is None:
-            return await self.inner.handle_async_request(request)
-        return await self._layer._guarded(self.inner, request, login)  # noqa: SLF001
+            return self.inner.handle_async_request(request)
+        return self._layer._guarded(self.inner, request, login)  # noqa: SLF001

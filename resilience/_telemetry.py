@@ -48,15 +48,6 @@ def _global_set(module: object, name: str) -> bool:
     return not _SLOTS or getattr(module, name) is not None
 
 
-def _no_global_provider() -> bool:
-    """True while neither global provider is set: two attribute reads."""
-    return (
-        _SLOTS
-        and trace._TRACER_PROVIDER is None  # noqa: SLF001
-        and _metrics_internal._METER_PROVIDER is None  # noqa: SLF001
-    )
-
-
 __all__ = ["CALL_KEY", "DEFAULT_TELEMETRY", "CallRecorder", "Telemetry", "http_attributes"]
 
 #: ``request.extensions`` key of the per-call recorder, read by the attempt transport.
@@ -100,6 +91,9 @@ class _Decisions:
     tracing: bool | None = None
     measuring: bool | None = None
     primed: bool = False
+    #: Primed, both providers left to the globals, and the API keeps them where ``active``
+    #: reads them: until one is set, nothing records.
+    on_globals: bool = False
     #: Both decided, for good: ``active`` is the answer.
     settled: bool = False
     active: bool = False
@@ -163,12 +157,11 @@ class Telemetry:
         if decided.settled:
             return decided.active
         if (
-            decided.primed
-            and self.tracer_provider is None
-            and self.meter_provider is None
-            and _no_global_provider()
+            decided.on_globals
+            and trace._TRACER_PROVIDER is None  # noqa: SLF001 - the API's own global (_SLOTS)
+            and _metrics_internal._METER_PROVIDER is None  # noqa: SLF001
         ):
-            return False  # no SDK yet: the common case, kept to a few attribute reads
+            return False  # no SDK yet: the common case, kept to three attribute reads
         self._decide(decided)
         return bool(decided.tracing or decided.measuring)
 
@@ -196,6 +189,9 @@ class Telemetry:
                 trace.get_tracer_provider()
             if self.meter_provider is None:
                 metrics.get_meter_provider()
+            decided.on_globals = (
+                _SLOTS and self.tracer_provider is None and self.meter_provider is None
+            )
         if decided.tracing is None:
             tracer_provider = self.tracer_provider
             if tracer_provider is None and _global_set(trace, "_TRACER_PROVIDER"):

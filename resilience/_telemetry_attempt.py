@@ -15,6 +15,9 @@ stack's outermost transport (``instrument_client`` on a wrapped client) is decli
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -116,14 +119,19 @@ def _end(
 
 
 class AttemptTransport(LayerTransport):
-    """Below every layer: one CLIENT span per physical attempt through ``inner``."""
+    """Below every layer: one CLIENT span per physical attempt through ``inner``.
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    ``handle_async_request`` is not a coroutine itself: an attempt that nothing records is
+    handed on as the inner transport's own coroutine, at no cost of a frame (the common case
+    while no OpenTelemetry SDK is configured).
+    """
+
+    def handle_async_request(self, request: httpx.Request) -> Coroutine[Any, Any, httpx.Response]:
         """Trace one attempt through the inner transport."""
         recorder = request.extensions.get(CALL_KEY)
-        if not isinstance(recorder, CallRecorder):  # nothing records this call
-            return await self.inner.handle_async_request(request)
-        return await traced_attempt(recorder, self.inner.handle_async_request, request)
+        if recorder is None:  # nothing records this call
+            return self.inner.handle_async_request(request)
+        return traced_attempt(recorder, self.inner.handle_async_request, request)
 
     def __repr__(self) -> str:
         return f"<AttemptTransport {self.inner!r}>"
@@ -132,9 +140,9 @@ class AttemptTransport(LayerTransport):
 class TracedHTTPTransport(httpx.AsyncHTTPTransport):
     """The stack's default network transport, tracing each physical attempt."""
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Trace one attempt over the network."""
+    def handle_async_request(self, request: httpx.Request) -> Coroutine[Any, Any, httpx.Response]:
+        """Trace one attempt over the network (an untraced one costs no frame here)."""
         recorder = request.extensions.get(CALL_KEY)
-        if not isinstance(recorder, CallRecorder):
-            return await super().handle_async_request(request)
-        return await traced_attempt(recorder, super().handle_async_request, request)
+        if recorder is None:
+            return super().handle_async_request(request)
+        return traced_attempt(recorder, super().handle_async_request, request)
