@@ -8,6 +8,7 @@ verdict from the inner ``Classify`` layer, and reports state changes to listener
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Hashable
 
 import anyio
@@ -19,7 +20,7 @@ from . import _events as ev
 from ._batch import Batch
 from ._breaker_core import BreakerPolicy, Change, Circuit, CircuitState, Decision, Ticket
 from ._clock import DEFAULT_CLOCK, Clock
-from ._context import call_context, classification_of
+from ._context import CONTEXT_KEY, call_context, classification_of, url_origin
 from ._exceptions import CircuitOpenError, RejectedError
 from ._layer import Layer, LayerTransport
 from ._redact import fingerprint
@@ -39,8 +40,6 @@ _log = logging.getLogger("resilience.breaker")
 #: A state-change listener: ``callback(key, old_state, new_state)``.
 StateListener = Callable[[Hashable, CircuitState, CircuitState], None]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
 
 def origin_key(request: httpx.Request) -> Hashable:
     """The default breaker key: the request's origin, ``(scheme, host, port)``.
@@ -48,9 +47,7 @@ def origin_key(request: httpx.Request) -> Hashable:
     The port is filled in for the scheme's default, so ``https://a`` and ``https://a:443`` share
     a circuit. Userinfo, path and query never take part.
     """
-    url = request.url
-    scheme = url.scheme
-    return (scheme, url.host, url.port or _DEFAULT_PORTS.get(scheme))
+    return url_origin(request.url)
 
 
 @attrs.frozen(kw_only=True)
@@ -152,6 +149,7 @@ class CircuitBreaker(Layer):
     _listeners: list[StateListener] = attrs.field(init=False, repr=False, factory=list)
     _counts: dict[str, int] = attrs.field(init=False, repr=False)
     _successes: Batch[Circuit] = attrs.field(init=False, repr=False)
+    _bucket_width: float = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._policy = BreakerPolicy(
@@ -168,6 +166,7 @@ class CircuitBreaker(Layer):
         self._key = self.key or origin_key
         self._counts = dict.fromkeys(("admitted", "rejected", "probes", "opened", "closed"), 0)
         policy = self._policy
+        self._bucket_width = policy.bucket_width
         self._successes = Batch(
             self.max_keys,
             apply=lambda c, n, at: core.record_successes(policy, c, n, at)[0],
@@ -335,11 +334,6 @@ class CircuitBreaker(Layer):
             counts["probes"] += 1
         return ticket
 
-    def _count_success(self, memory: MemoryStore[Circuit], key: Hashable) -> None:
-        """A closed-state call succeeded: count it in bulk (see ``resilience._batch``)."""
-        now = self._clock.now()
-        self._successes.count(memory, key, core.epoch_of(self._policy, now), now)
-
     async def _record(
         self, request: httpx.Request, key: Hashable, ticket: Ticket, failed: bool
     ) -> None:
@@ -404,6 +398,7 @@ def _snapshot(policy: BreakerPolicy, circuit: Circuit | None, now: float) -> Cir
 
 
 _CLOSED = Ticket(None, 0, probe=False)
+_CLOSED_STATE = CircuitState.CLOSED  # a module global: a class-level enum lookup is slow
 
 
 class _BreakerTransport(LayerTransport):
@@ -411,14 +406,21 @@ class _BreakerTransport(LayerTransport):
         super().__init__(inner)
         self._layer = layer
         self._memory = layer._memory()  # noqa: SLF001 - the layer's own transport
+        self._key = layer._key  # noqa: SLF001
+        self._by_origin = self._key is origin_key
         self._clock = layer._clock  # noqa: SLF001
+        self._successes = layer._successes  # noqa: SLF001
+        self._bucket_width = layer._bucket_width  # noqa: SLF001
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         layer, memory = self._layer, self._memory
-        key = layer._key(request)  # noqa: SLF001 - the layer's own transport
-        circuit = memory.get_now(key, now=self._clock.now()) if memory is not None else None
-        if memory is not None and (circuit is None or circuit.state is CircuitState.CLOSED):
-            ticket = _CLOSED  # the hot path of core.peek, inline
+        ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
+        key = ctx.origin(request) if self._by_origin else self._key(request)
+        # A stored closed circuit admits whether or not it has expired (an expired one reads as
+        # a fresh closed circuit), so the hot path needs neither the clock nor the core.
+        circuit = memory.peek_now(key) if memory is not None else None
+        if memory is not None and (circuit is None or circuit.state is _CLOSED_STATE):
+            ticket = _CLOSED
             layer._counts["admitted"] += 1  # noqa: SLF001
         else:
             ticket = await layer._admit(request, key)  # noqa: SLF001
@@ -428,15 +430,17 @@ class _BreakerTransport(LayerTransport):
             await layer._release(key, ticket)  # noqa: SLF001 - a decision below, not an attempt
             raise
         except Exception as exc:
-            failed = classification_of(request, exc).counts_as_failure
+            failed = classification_of(request, exc, ctx).counts_as_failure
             await layer._record(request, key, ticket, failed)  # noqa: SLF001
             raise
         except BaseException:
             await layer._release(key, ticket)  # noqa: SLF001 - cancelled: no verdict
             raise
-        failed = classification_of(request, response).counts_as_failure
+        failed = classification_of(request, response, ctx).counts_as_failure
         if failed or ticket.probe or memory is None:
             await layer._record(request, key, ticket, failed)  # noqa: SLF001
-        else:  # the hot path: a success, counted in bulk
-            layer._count_success(memory, key)  # noqa: SLF001
+        else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)
+            now = self._clock.now()
+            epoch = math.floor(now / self._bucket_width)  # BreakerPolicy.bucket_width's index
+            self._successes.count(memory, key, epoch, now)
         return response

@@ -82,6 +82,13 @@ class BreakerPolicy:
     open_for: float = attrs.field(default=10.0, validator=attrs.validators.gt(0.0))
     max_open_for: float = attrs.field(default=120.0)
     half_open_probes: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: Seconds of one window bucket: ``window / BUCKETS``. A bucket's index (its *epoch*) is
+    #: ``math.floor(now / bucket_width)``; the layer computes it on every success.
+    bucket_width: float = attrs.field(init=False)
+
+    @bucket_width.default
+    def _width(self) -> float:
+        return self.window / BUCKETS
 
     @max_open_for.validator
     def _check_max(self, _: attrs.Attribute[float], value: float) -> None:
@@ -162,12 +169,8 @@ class Decision(NamedTuple):
 _ALLOW = Decision(Ticket(None, 0, probe=False))
 
 
-def _bucket_width(policy: BreakerPolicy) -> float:
-    return policy.window / BUCKETS
-
-
 def _epoch(policy: BreakerPolicy, now: float) -> int:
-    return math.floor(now / _bucket_width(policy))
+    return math.floor(now / policy.bucket_width)
 
 
 def window_counts(policy: BreakerPolicy, circuit: Circuit, now: float) -> tuple[int, int]:
@@ -338,11 +341,6 @@ def record_successes(
         failures=tuple(failures),
     )
     return updated, None
-
-
-def epoch_of(policy: BreakerPolicy, now: float) -> int:
-    """The window bucket ``now`` falls in (successes are batched per bucket)."""
-    return _epoch(policy, now)
 
 
 def release(circuit: Circuit | None, ticket: Ticket) -> tuple[Circuit | None, None]:

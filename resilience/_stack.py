@@ -122,11 +122,11 @@ class StackTransport(LayerTransport):
         self._telemetry = stack.telemetry
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        previous = request.extensions.get(CONTEXT_KEY)
-        ctx = CallContext(classifier=self._classifier)
-        request.extensions[CONTEXT_KEY] = ctx
+        extensions = request.extensions
+        previous = extensions.get(CONTEXT_KEY)
+        ctx = extensions[CONTEXT_KEY] = CallContext(self._classifier)
+        telemetry = self._telemetry
         try:
-            telemetry = self._telemetry
             if telemetry is None or not telemetry.active():
                 response = await self.inner.handle_async_request(request)
             else:
@@ -135,9 +135,9 @@ class StackTransport(LayerTransport):
                 )
         finally:
             if previous is None:
-                request.extensions.pop(CONTEXT_KEY, None)
+                extensions.pop(CONTEXT_KEY, None)
             else:
-                request.extensions[CONTEXT_KEY] = previous
+                extensions[CONTEXT_KEY] = previous
         response.extensions[CONTEXT_KEY] = ctx
         return response
 

@@ -255,6 +255,6 @@ def test_default_keys_stay_bounded_and_stable() -> None:
     assert default_key(httpx.Request("GET", "https://api.test/y")) == (
         "https",
         "api.test",
-        None,
+        443,
         "",
     )

@@ -1,0 +1,63 @@
+"""The per-call context: origins read from httpx's parsed URL match the public URL parts."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resilience import CircuitBreaker
+from resilience._context import CallContext, url_origin
+from resilience._gate import default_key
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def public_origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """What ``url_origin`` must return, from httpx's public properties only."""
+    return (url.scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS.get(url.scheme))
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("http://api.test/x", ("http", "api.test", 80)),
+        ("https://API.Test:443/", ("https", "api.test", 443)),
+        ("https://a:8443/path?q=1", ("https", "a", 8443)),
+        ("http://[::1]:8080/", ("http", "::1", 8080)),
+        ("https://中国.icom.museum/", ("https", "xn--fiqs8s.icom.museum", 443)),
+        ("https://user:secret@h/", ("https", "h", 443)),
+    ],
+)
+def test_origins_of_urls(url: str, origin: tuple[str, str, int]) -> None:
+    parsed = httpx.URL(url)
+    assert url_origin(parsed) == origin == public_origin(parsed)
+
+
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,6}){0,2}", fullmatch=True),
+    port=st.one_of(st.none(), st.integers(1, 65535)),
+)
+def test_the_parsed_url_reads_as_the_public_properties(
+    scheme: str, host: str, port: int | None
+) -> None:
+    url = httpx.URL(f"{scheme}://{host}" + (f":{port}" if port else "") + "/p")
+    assert url_origin(url) == public_origin(url)
+
+
+def test_one_origin_per_call_while_the_url_stays() -> None:
+    ctx = CallContext()
+    request = httpx.Request("GET", "https://api.test/a")
+    first = ctx.origin(request)
+    assert ctx.origin(request) is first  # read once
+    request.url = httpx.URL("https://other.test/")
+    assert ctx.origin(request) == ("https", "other.test", 443)  # a new URL is read again
+
+
+def test_the_breaker_and_the_gate_share_the_origin() -> None:
+    request = httpx.Request("GET", "https://api.test/v1", headers={"Authorization": "Bearer t"})
+    breaker_key = CircuitBreaker().key_of(request)
+    assert breaker_key == ("https", "api.test", 443)
+    assert default_key(request)[:3] == breaker_key
