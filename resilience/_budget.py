@@ -75,7 +75,9 @@ class RetryBudgetStatistics:
 
     Attributes:
         keys: Keys with traffic inside the window (or not yet expired).
-        requests: Logical requests recorded since the budget was made.
+        requests: Logical requests counted since the budget was made (requests are counted
+            from a call that asks for a retry until a window after the last one; see
+            :meth:`RetryBudget.counting`).
         retries: Retries allowed.
         refused: Retries refused because the budget was spent.
     """
@@ -91,6 +93,8 @@ class _Counters:
     requests: int = 0
     retries: int = 0
     refused: int = 0
+    #: Requests are counted until then: a window after the last retry weighed.
+    counting_until: float = -math.inf
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -128,18 +132,34 @@ class RetryBudget:
             ttl=lambda _, __: window,
         )
 
+    def counting(self, now: float) -> bool:
+        """Whether requests are counted at ``now``: a retry was weighed within the window.
+
+        A budget that weighed no retry for a whole window has nothing to judge, so the retry
+        layer does not count its requests (nor compute their keys) until a call asks for a
+        retry again; that call is counted first. Until the next window has passed, the budget
+        then knows fewer requests than were sent: it allows fewer retries at the onset of an
+        outage than a count of every request would, never more.
+        """
+        return now < self._counters.counting_until
+
     def deposit(self, key: Hashable, *, now: float) -> None:
         """Record one logical request for ``key``.
 
-        Every call deposits and few withdraw, so requests are counted in a
+        Every counted call deposits and few withdraw, so requests are counted in a
         :class:`~resilience._batch.Batch`: one store write per key and slot, plus one before a
         retry of that key is weighed.
         """
         self._counters.requests += 1
-        self._batch.count(self._store, key, _slot(now, self.window), now)
+        # _slot(now, self.window), inline: the same expression, so the same slot.
+        self._batch.count(self._store, key, math.floor(now * BUCKETS / self.window), now)
 
     def withdraw(self, key: Hashable, *, now: float) -> bool:
-        """Spend one retry for ``key`` if the budget allows it; return whether it did."""
+        """Spend one retry for ``key`` if the budget allows it; return whether it did.
+
+        Weighing a retry starts (or extends) the window in which requests are counted.
+        """
+        self._counters.counting_until = now + self.window
         self._batch.flush(self._store, key, now)
 
         def transition(state: BudgetState | None) -> tuple[BudgetState | None, bool]:

@@ -20,7 +20,7 @@ from ._backoff import Backoff
 from ._budget import RetryBudget
 from ._classification import Classification, Kind
 from ._clock import DEFAULT_CLOCK, Clock
-from ._context import CallContext, call_context, classification_of
+from ._context import CONTEXT_KEY, CallContext, call_context, classification_of
 from ._exceptions import DeadlineExceededError, RejectedError
 from ._gate import default_key, hashed_key, key_for, verdict_on
 from ._layer import Layer, LayerLike, LayerTransport
@@ -30,6 +30,10 @@ __all__ = ["DEFAULT_MAX_RETRY_AFTER", "Retry"]
 
 #: The longest server-requested wait that is slept by default, seconds.
 DEFAULT_MAX_RETRY_AFTER = 60.0
+
+
+#: The budget key of a call not counted yet (a custom key function may return None).
+_UNCOUNTED: Hashable = object()
 
 
 def _default_max_retry_after(self: Retry) -> float:
@@ -127,17 +131,20 @@ class _RetryTransport(LayerTransport):
         self._rng = layer.rng or random.Random()
         self._key = layer.key or default_key
         self._budget = layer.budget
+        self._deadline = layer.deadline
         self._bounded = layer.deadline is not None or layer.attempt_timeout is not None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        layer, clock, budget = self._layer, self._clock, self._budget
-        ctx = call_context(request)
-        key: Hashable = None
+        ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
+        clock, budget = self._clock, self._budget
+        key: Hashable = _UNCOUNTED  # the budget's key, once this call is counted
         if budget is not None:
-            key = key_for(request, ctx, self._key)
-            budget.deposit(key, now=clock.now())
-        if layer.deadline is not None:
-            deadline = clock.now() + layer.deadline
+            now = clock.now()
+            if budget.counting(now):  # an idle budget counts nothing (see counting())
+                key = key_for(request, ctx, self._key)
+                budget.deposit(key, now=now)
+        if self._deadline is not None:
+            deadline = clock.now() + self._deadline
             if ctx.deadline is None or deadline < ctx.deadline:
                 ctx.deadline = deadline
         attempt = 0
@@ -156,21 +163,23 @@ class _RetryTransport(LayerTransport):
                 ctx.attempts -= 1  # a decision of a layer below: nothing was sent
                 raise
             except Exception as exc:
-                verdict = classification_of(request, exc)
+                verdict = classification_of(request, exc, ctx)
                 if not verdict.retryable:
                     raise
-                backoff = layer.backoff.delay(attempt, self._rng, previous)
-                decision = self._decide(request, ctx, verdict, attempt, backoff, responded=False)
-                if not self._allowed(decision, ctx, key, attempt, verdict):
+                key, backoff, decision = self._weigh(
+                    request, ctx, key, verdict, attempt, previous, responded=False
+                )
+                if decision is None:
                     raise
             else:
                 verdict_or_none = verdict_on(request, ctx, response)
                 if verdict_or_none is None or not verdict_or_none.retryable:
                     return response
                 verdict = verdict_or_none
-                backoff = layer.backoff.delay(attempt, self._rng, previous)
-                decision = self._decide(request, ctx, verdict, attempt, backoff, responded=True)
-                if not self._allowed(decision, ctx, key, attempt, verdict):
+                key, backoff, decision = self._weigh(
+                    request, ctx, key, verdict, attempt, previous, responded=True
+                )
+                if decision is None:
                     return response
                 await response.aclose()
             previous = backoff
@@ -186,6 +195,37 @@ class _RetryTransport(LayerTransport):
                 )
             await clock.sleep(decision.delay)
             ctx.waited += decision.delay
+
+    def _weigh(
+        self,
+        request: httpx.Request,
+        ctx: CallContext,
+        key: Hashable,
+        verdict: Classification,
+        attempt: int,
+        previous: float | None,
+        *,
+        responded: bool,
+    ) -> tuple[Hashable, float, Decision | None]:
+        """After a retryable failure: the budget key, the backoff, and the retry decision.
+
+        The decision is None when the retry is not to be made (refused, or over budget).
+        """
+        key = self._counted(request, ctx, key)
+        backoff = self._layer.backoff.delay(attempt, self._rng, previous)
+        decision = self._decide(request, ctx, verdict, attempt, backoff, responded=responded)
+        if not self._allowed(decision, ctx, key, attempt, verdict):
+            return key, backoff, None
+        return key, backoff, decision
+
+    def _counted(self, request: httpx.Request, ctx: CallContext, key: Hashable) -> Hashable:
+        """The call's budget key: a call begun while the budget was idle is counted now."""
+        budget = self._budget
+        if budget is None or key is not _UNCOUNTED:
+            return key
+        key = key_for(request, ctx, self._key)
+        budget.deposit(key, now=self._clock.now())
+        return key
 
     def _decide(
         self,

@@ -63,6 +63,21 @@ def test_a_lone_key_gets_the_floor_then_its_share() -> None:
     assert (stats.keys, stats.requests, stats.retries, stats.refused) == (2, 5, 5, 2)
 
 
+def test_weighing_a_retry_starts_a_window_of_counting() -> None:
+    budget = RetryBudget(window=10.0)
+    assert not budget.counting(0.0)  # nothing to judge yet
+    budget.withdraw("k", now=1.0)
+    assert budget.counting(1.0)
+    assert budget.counting(10.9)
+    assert not budget.counting(11.0)
+
+
+def test_a_refused_retry_also_keeps_the_budget_counting() -> None:
+    budget = RetryBudget(ratio=0.0, min_per_second=0.0, window=10.0)
+    assert not budget.withdraw("k", now=5.0)
+    assert budget.counting(14.0)
+
+
 def test_defaults() -> None:
     budget = RetryBudget()
     assert (budget.ratio, budget.window, budget.min_per_second) == (0.2, 10.0, 2.0)
@@ -106,3 +121,44 @@ async def test_a_lone_request_still_retries(scripted: RunningServer, clock: Virt
     assert len(hits(t)) == 4
     assert retry.budget is not None
     assert retry.budget.statistics().retries == 3
+
+
+@pytest.mark.anyio
+async def test_an_idle_budget_counts_nothing_until_a_call_asks_for_a_retry(
+    scripted: RunningServer, clock: VirtualClock
+) -> None:
+    t = token()
+    budget = RetryBudget(window=10.0)
+    retry = resilience.Retry(attempts=3, backoff=NO_BACKOFF, budget=budget, clock=clock)
+    stack = resilience.Stack(retry, resilience.Classify())
+    async with httpx.AsyncClient(base_url=scripted.url, transport=stack.transport()) as client:
+        for _ in range(5):
+            assert (await client.get(f"/script/{t}", params={"s": "200"})).status_code == 200
+        assert (budget.statistics().requests, budget.statistics().keys) == (0, 0)
+        # The first call that asks for a retry is counted before its retry is weighed...
+        retried = await client.get(f"/script/{token()}", params={"s": "503,200"})
+        assert retried.status_code == 200
+        assert (budget.statistics().requests, budget.statistics().retries) == (1, 1)
+        # ...and every call is counted for a window after it.
+        for _ in range(4):
+            await client.get(f"/script/{t}", params={"s": "200"})
+        assert budget.statistics().requests == 5
+        clock.advance(10.0)
+        await client.get(f"/script/{t}", params={"s": "200"})
+    assert budget.statistics().requests == 5  # idle again: a window without a retry
+
+
+@pytest.mark.anyio
+async def test_a_call_is_counted_once_whatever_its_key(
+    scripted: RunningServer, clock: VirtualClock
+) -> None:
+    budget = RetryBudget()
+    retry = resilience.Retry(
+        attempts=3, backoff=NO_BACKOFF, budget=budget, clock=clock, key=lambda _: None
+    )
+    stack = resilience.Stack(retry, resilience.Classify())
+    async with httpx.AsyncClient(base_url=scripted.url, transport=stack.transport()) as client:
+        response = await client.get(f"/script/{token()}", params={"s": "503,503,200"})
+    assert response.status_code == 200
+    stats = budget.statistics()
+    assert (stats.requests, stats.retries, stats.keys) == (1, 2, 1)
