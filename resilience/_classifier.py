@@ -117,9 +117,10 @@ def _by_class(status: int) -> tuple[Kind, bool, bool, bool]:
     return (Kind.SERVER_ERROR, False, True, True)
 
 
-#: Verdicts without a vendor error, by (classifier name, status): frozen, so safely shared.
-_PLAIN_VERDICTS: dict[tuple[str, int], Classification] = {}
-_PLAIN_VERDICTS_MAX = 4096
+#: Verdicts without a vendor error that one classifier keeps, by status (a bound for odd codes).
+_PLAIN_VERDICTS_MAX = 1024
+_SUCCESS = Kind.SUCCESS  # module globals: a class-level enum lookup is slow on Python 3.11
+_NOT_MODIFIED = Kind.NOT_MODIFIED
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -136,6 +137,8 @@ class HTTPClassifier:
 
     name: str = "http"
     wall: Callable[[], float] = attrs.field(default=time.time, repr=False)
+    # Verdicts without a vendor error, by status: frozen, so one serves every such response.
+    _plain: dict[int, Classification] = attrs.field(init=False, factory=dict, repr=False, eq=False)
 
     # -- hooks for adapters ---------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class HTTPClassifier:
         """Map the status (and, in adapters, the parsed error) to a classification."""
         status = response.status_code
         if error is None:  # the common case (every success): one shared, immutable verdict
-            cached = _PLAIN_VERDICTS.get((self.name, status))
+            cached = self._plain.get(status)
             if cached is not None:
                 return cached
         kind, retryable, failure, executed = _STATUS_TABLE.get(status) or _by_class(status)
@@ -175,8 +178,8 @@ class HTTPClassifier:
             vendor=self.name,
             reason=f"HTTP {status}",
         )
-        if error is None and len(_PLAIN_VERDICTS) < _PLAIN_VERDICTS_MAX:
-            _PLAIN_VERDICTS[self.name, status] = verdict
+        if error is None and len(self._plain) < _PLAIN_VERDICTS_MAX:
+            self._plain[status] = verdict
         return verdict
 
     def error_class(self, classification: Classification) -> type[APIError] | None:
@@ -202,7 +205,8 @@ class HTTPClassifier:
         """Classify a response from its status, headers and the start of its body."""
         error = self.parse_error(response, body)
         verdict = self.classify_status(request, response, error)
-        if verdict.retry_after is None and not verdict.kind.is_success:
+        kind = verdict.kind  # not kind.is_success: a call on every classified response
+        if verdict.retry_after is None and kind is not _SUCCESS and kind is not _NOT_MODIFIED:
             delay = self.retry_after(response)
             if delay is not None:
                 verdict = attrs.evolve(verdict, retry_after=delay)
