@@ -137,9 +137,11 @@ class RetryBudget:
 
         A budget that weighed no retry for a whole window has nothing to judge, so the retry
         layer does not count its requests (nor compute their keys) until a call asks for a
-        retry again; that call is counted first. Until the next window has passed, the budget
-        then knows fewer requests than were sent: it allows fewer retries at the onset of an
-        outage than a count of every request would, never more.
+        retry again; that call is counted first, at that moment rather than when it began.
+        Until the next window has passed, the budget then knows fewer requests than were sent:
+        at the onset of an outage it allows fewer retries than a count of every request would.
+        (A call whose attempt outlasted the window is counted later than it began, so it stays
+        in the count later too.)
         """
         return now < self._counters.counting_until
 
