@@ -24,19 +24,8 @@ class Clock(Protocol):
     """A monotonic clock in float seconds that can also wait."""
 
     def now(self) -> float:
-        """Return the event loop's time.
-
-        On asyncio that is the loop's ``time()``, which is what ``anyio.current_time()``
-        returns there; every layer asks it on every call, so it is read as directly as the
-        loop allows: a stock asyncio loop's ``time()`` *is* ``time.monotonic()``, and a loop
-        with a clock of its own (uvloop, a test loop) is asked. Elsewhere (trio) anyio answers.
-        """
-        loop = _get_running_loop()
-        if loop is None:
-            return anyio.current_time()
-        if type(loop).time is _STOCK_TIME:
-            return monotonic()
-        return loop.time()
+        """Return the current time in seconds (monotonic, arbitrary origin)."""
+        ...
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (a non-positive value still yields to the event loop once)."""
@@ -52,13 +41,16 @@ class AnyioClock:
         """Return the event loop's time.
 
         On asyncio that is the loop's ``time()``, which is what ``anyio.current_time()``
-        returns there; asked directly it costs a fifth as much, and every layer asks it on
-        every call. Elsewhere (trio) anyio answers.
+        returns there; every layer asks it on every call, so it is read as directly as the
+        loop allows: a stock asyncio loop's ``time()`` *is* ``time.monotonic()``, and a loop
+        with a clock of its own (uvloop, a test loop) is asked. Elsewhere (trio) anyio answers.
         """
         loop = _get_running_loop()
-        if loop is not None:
-            return loop.time()
-        return anyio.current_time()
+        if loop is None:
+            return anyio.current_time()
+        if type(loop).time is _STOCK_TIME:
+            return monotonic()
+        return loop.time()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the event loop."""

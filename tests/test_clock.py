@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 import trio
@@ -60,3 +62,27 @@ def test_default_clock_follows_trios_mock_clock() -> None:
     mock = trio.testing.MockClock(autojump_threshold=0)
     before, after = trio.run(main, clock=mock)
     assert after - before == pytest.approx(3600.0)
+
+
+def test_default_clock_reads_an_asyncio_loop_with_a_clock_of_its_own() -> None:
+    class ShiftedLoop(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return 1_000_000.0 + super().time()
+
+    async def main() -> float:
+        return AnyioClock().now()
+
+    loop = ShiftedLoop()
+    try:
+        assert loop.run_until_complete(main()) >= 1_000_000.0
+    finally:
+        loop.close()
+
+
+def test_default_clock_on_a_stock_asyncio_loop_is_the_loops_time() -> None:
+    async def main() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        return loop.time(), AnyioClock().now(), loop.time()
+
+    before, now, after = asyncio.run(main())
+    assert before <= now <= after
