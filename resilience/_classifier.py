@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 import httpx
 
-from ._classification import Classification, Kind, Login, VendorError
+from ._classification import _NOT_MODIFIED, _SUCCESS, Classification, Kind, Login, VendorError
 from ._exceptions import APIError
 from ._retry_after import parse_retry_after
 
@@ -119,8 +119,6 @@ def _by_class(status: int) -> tuple[Kind, bool, bool, bool]:
 
 #: Verdicts without a vendor error that one classifier keeps, by status (a bound for odd codes).
 _PLAIN_VERDICTS_MAX = 1024
-_SUCCESS = Kind.SUCCESS  # module globals: a class-level enum lookup is slow on Python 3.11
-_NOT_MODIFIED = Kind.NOT_MODIFIED
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 

@@ -224,12 +224,7 @@ class _GateTransport(LayerTransport):
             if self._store.get_now(key, now=self._clock.now()) is not None:
                 await self._admit(request, ctx, key)
         response = await self.inner.handle_async_request(request)
-        # verdict_on(), its two common answers without a call: the verdict Classify recorded,
-        # or none for a plain-HTTP 1xx-3xx.
-        verdict = ctx.last
-        if verdict is None or ctx.last_source is not response:
-            plain = response.status_code < 400 and ctx.classifier is DEFAULT_CLASSIFIER
-            verdict = None if plain else verdict_on(request, ctx, response)
+        verdict = verdict_on(request, ctx, response)
         if verdict is not None and verdict.retry_after:  # None or 0: nothing to hold
             delay = verdict.retry_after
             if delay > 0 and verdict.kind in _HOLDING_KINDS:

@@ -140,8 +140,7 @@ class _RetryTransport(LayerTransport):
         key: Hashable = _UNCOUNTED  # the budget's key, once this call is counted
         if budget is not None:
             now = clock.now()
-            # budget.counting(now), read without a call: an idle budget counts nothing.
-            if now < budget._counters.counting_until:  # noqa: SLF001 - Retry drives its budget
+            if budget.counting(now):  # an idle budget counts nothing (see counting())
                 key = key_for(request, ctx, self._key)
                 budget.deposit(key, now=now)
         if self._deadline is not None:
