@@ -26,6 +26,9 @@ __all__ = ["BudgetState", "RetryBudget", "RetryBudgetStatistics", "allows", "rec
 
 BUCKETS = 10
 
+#: ``counting_until`` of a budget that weighed no retry within its window.
+IDLE = -math.inf
+
 #: One slice: (slice number, requests, retries).
 Bucket = tuple[int, int, int]
 
@@ -94,7 +97,7 @@ class _Counters:
     retries: int = 0
     refused: int = 0
     #: Requests are counted until then: a window after the last retry weighed.
-    counting_until: float = -math.inf
+    counting_until: float = IDLE
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -143,7 +146,11 @@ class RetryBudget:
         (A call whose attempt outlasted the window is counted later than it began, so it stays
         in the count later too.)
         """
-        return now < self._counters.counting_until
+        counters = self._counters
+        if now < counters.counting_until:
+            return True
+        counters.counting_until = IDLE  # a caller may skip reading its clock until a retry
+        return False
 
     def deposit(self, key: Hashable, *, now: float) -> None:
         """Record one logical request for ``key``.

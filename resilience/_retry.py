@@ -17,7 +17,7 @@ import httpx
 
 from . import _events as ev
 from ._backoff import Backoff
-from ._budget import RetryBudget
+from ._budget import IDLE, RetryBudget
 from ._classification import Classification, Kind
 from ._clock import DEFAULT_CLOCK, Clock
 from ._context import CONTEXT_KEY, CallContext, call_context, classification_of
@@ -138,9 +138,11 @@ class _RetryTransport(LayerTransport):
         ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
         clock, budget = self._clock, self._budget
         key: Hashable = _UNCOUNTED  # the budget's key, once this call is counted
-        if budget is not None:
+        # An idle budget counts nothing (see RetryBudget.counting); while it stays idle, its
+        # deadline reads IDLE and the clock is not even read.
+        if budget is not None and budget._counters.counting_until != IDLE:  # noqa: SLF001
             now = clock.now()
-            if budget.counting(now):  # an idle budget counts nothing (see counting())
+            if budget.counting(now):
                 key = key_for(request, ctx, self._key)
                 budget.deposit(key, now=now)
         if self._deadline is not None:

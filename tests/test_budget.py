@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import httpx
 import pytest
 from hypothesis import given
@@ -70,6 +72,42 @@ def test_weighing_a_retry_starts_a_window_of_counting() -> None:
     assert budget.counting(1.0)
     assert budget.counting(10.9)
     assert not budget.counting(11.0)
+
+
+class CountingClock(VirtualClock):
+    """A virtual clock that counts how often it is read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def now(self) -> float:
+        self.reads += 1
+        return super().now()
+
+
+@pytest.mark.anyio
+async def test_an_idle_budget_costs_the_success_path_no_clock_reading() -> None:
+    clock = CountingClock()
+    budget = RetryBudget(window=10.0)
+    statuses = itertools.chain([503], itertools.repeat(200))
+    transport = httpx.MockTransport(lambda _: httpx.Response(next(statuses)))
+    retry = resilience.Retry(backoff=NO_BACKOFF, budget=budget, clock=clock)
+    async with httpx.AsyncClient(transport=resilience.Stack(retry).transport(transport)) as client:
+        await client.get("http://api.test/")  # 503 then 200: the budget weighs a retry
+        assert budget.counting(clock.now())
+        reads = clock.reads
+        await client.get("http://api.test/")  # counted: within the window of that retry
+        assert clock.reads > reads
+        assert budget.statistics().requests == 2
+
+        clock.advance(10.0)  # a window with no retry: the next call finds the budget idle
+        await client.get("http://api.test/")
+        reads = clock.reads
+        for _ in range(5):
+            await client.get("http://api.test/")
+        assert clock.reads == reads  # idle: nothing counted, the clock not even read
+    assert budget.statistics().requests == 2
 
 
 def test_a_refused_retry_also_keeps_the_budget_counting() -> None:
