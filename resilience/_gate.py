@@ -215,11 +215,14 @@ class _GateTransport(LayerTransport):
         self._key = layer.key or default_key
         self._store = layer._store  # noqa: SLF001 - the layer's shared state
         self._counters = layer._counters  # noqa: SLF001
+        # The store's entries, read on every call: is anything held at all? (A len() of the
+        # store would be a Python call per request.)
+        self._holds = layer._store._entries  # noqa: SLF001
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
         # With no hold anywhere (the common case) the key is not even computed.
-        if len(self._store):
+        if self._holds:
             key = key_for(request, ctx, self._key)
             if self._store.get_now(key, now=self._clock.now()) is not None:
                 await self._admit(request, ctx, key)
