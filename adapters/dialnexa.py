@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import httpx
@@ -82,6 +82,9 @@ def _is_calls(request: httpx.Request) -> bool:
 @attrs.frozen(kw_only=True)
 class DialNexaClassifier(resilience.HTTPClassifier):
     """DialNexa's error rules."""
+
+    #: Every rule here is about an error status: a success is judged by its status alone.
+    plain_successes: ClassVar[bool] = True
 
     name: str = "dialnexa"
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import httpx
@@ -112,6 +112,9 @@ class DialStackClassifier(resilience.HTTPClassifier):
     Attributes:
         idempotency_key: Makes a fresh ``Idempotency-Key`` (a UUID4 by default).
     """
+
+    #: Every rule here is about an error status: a success is judged by its status alone.
+    plain_successes: ClassVar[bool] = True
 
     name: str = "dialstack"
     idempotency_key: Callable[[], str] = attrs.field(default=_new_key, repr=False)

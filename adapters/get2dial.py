@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import httpx
@@ -58,6 +58,9 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 @attrs.frozen(kw_only=True)
 class Get2DialClassifier(resilience.HTTPClassifier):
     """Get2Dial's error rules and login policy."""
+
+    #: Every rule here is about an error status: a success is judged by its status alone.
+    plain_successes: ClassVar[bool] = True
 
     name: str = "get2dial"
 

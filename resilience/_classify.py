@@ -44,6 +44,9 @@ class _ClassifyTransport(LayerTransport):
         super().__init__(inner)
         self._classifier = layer.classifier
         self._limit = layer.peek_limit
+        # Verdicts that depend on the status alone (see HTTPClassifier.plain_successes).
+        verdicts = getattr(layer.classifier, "plain_verdicts", None)
+        self._plain = verdicts() if callable(verdicts) else None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
@@ -51,8 +54,11 @@ class _ClassifyTransport(LayerTransport):
         classifier.prepare(request)
         try:
             response = await self.inner.handle_async_request(request)
+            # A success judged by its status alone (HTTPClassifier.plain_successes) needs no hook.
+            status, plain = response.status_code, self._plain
+            verdict = plain.get(status) if plain is not None and status < 400 else None
             body = b""
-            if classifier.wants_body(request, response):
+            if verdict is None and classifier.wants_body(request, response):
                 # The response was returned to us, so we own it until we return it.
                 body = decoded_prefix(response.headers, await peek(response, self._limit))
         except RejectedError:
@@ -64,10 +70,12 @@ class _ClassifyTransport(LayerTransport):
                 verdict = _fallback(DEFAULT_CLASSIFIER.classify_exception(request, exc), bug)
             ctx.record(exc, verdict)
             raise
-        try:
-            verdict = classifier.classify_response(request, response, body)
-        except Exception as bug:  # noqa: BLE001 - an adapter bug must not lose the response
-            verdict = _fallback(DEFAULT_CLASSIFIER.classify_response(request, response, b""), bug)
+        if verdict is None:
+            try:
+                verdict = classifier.classify_response(request, response, body)
+            except Exception as bug:  # noqa: BLE001 - an adapter bug must not lose the response
+                plain_verdict = DEFAULT_CLASSIFIER.classify_response(request, response, b"")
+                verdict = _fallback(plain_verdict, bug)
         extensions = response.extensions
         extensions[CLASSIFICATION_KEY] = verdict
         extensions[CONTEXT_KEY] = ctx

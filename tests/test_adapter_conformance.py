@@ -10,6 +10,8 @@ import json
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import resilience
 from adapters import dialnexa, dialstack, get2dial
@@ -121,3 +123,51 @@ def test_malformed_or_foreign_envelopes_fall_back_to_the_status(
         assert verdict.retryable is plain.retryable
     else:
         assert not verdict.retryable
+
+
+_SUCCESS_BODIES = [
+    b"",
+    b"garbage{",
+    json.dumps({"error": {"code": "rate_limited", "message": "Too many requests"}}).encode(),
+    json.dumps({"code": "validation_failed", "error": "bad"}).encode(),
+    json.dumps({"status": "error", "message": "Account temporarily locked"}).encode(),
+    json.dumps({"statusCode": 409, "message": "Concurrency limit reached", "error": "x"}).encode(),
+]
+_SUCCESS_HEADERS = [
+    {},
+    {"Retry-After": "5"},
+    {"X-RateLimit-Reset": "1700000000", "X-RateLimit-Remaining": "0"},
+    {"RateLimit": "limit=10, remaining=0, reset=3", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"},
+]
+
+
+@pytest.mark.parametrize(
+    "classifier",
+    [resilience.HTTPClassifier(), dialstack.classifier, get2dial.classifier, dialnexa.classifier],
+    ids=["http", "dialstack", "get2dial", "dialnexa"],
+)
+@given(
+    status=st.integers(100, 399),
+    headers=st.sampled_from(_SUCCESS_HEADERS),
+    body=st.sampled_from(_SUCCESS_BODIES),
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    path=st.sampled_from(["/v1/calls", "/api/v1/auth/login", "/calls", "/"]),
+)
+def test_a_success_is_judged_by_its_status_alone(
+    classifier: resilience.HTTPClassifier,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    method: str,
+    path: str,
+) -> None:
+    """What ``plain_successes`` promises, which lets Classify skip the hooks below 400."""
+    assert classifier.plain_successes
+    request = httpx.Request(method, f"https://api.vendor.test{path}")
+    response = httpx.Response(status, headers=headers, content=body, request=request)
+    verdict = classifier.classify_response(request, response, body)
+    plain = classifier.plain_verdicts()
+    assert plain is not None
+    assert plain[status] is verdict  # the one shared verdict: nothing but the status counted
+    bare = httpx.Response(status, request=request)
+    assert classifier.classify_response(request, bare, b"") is verdict

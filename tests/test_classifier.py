@@ -139,3 +139,54 @@ def test_login_policy_is_validated() -> None:
     assert login.max_failures == 10
     with pytest.raises(ValueError, match="max_failures"):
         resilience.Login(identity="abc", max_failures=0, window=1.0, lockout=1.0)
+
+
+class _ReadsErrorsIn200s(HTTPClassifier):
+    """A vendor that answers 200 with ``{"ok": false}``: its successes need their body."""
+
+    def wants_body(self, request: httpx.Request, response: httpx.Response) -> bool:
+        return True
+
+    def classify_response(
+        self, request: httpx.Request, response: httpx.Response, body: bytes
+    ) -> resilience.Classification:
+        if json_object(body) == {"ok": False}:
+            return resilience.Classification(kind=Kind.SERVER_ERROR, retryable=True)
+        return super().classify_response(request, response, body)
+
+
+class _ExplicitlyPlain(HTTPClassifier):
+    plain_successes = True  # its rule is about a 404 only
+
+    def classify_status(
+        self, request: httpx.Request, response: httpx.Response, error: resilience.VendorError | None
+    ) -> resilience.Classification:
+        plain = super().classify_status(request, response, error)
+        return plain if response.status_code != 404 else resilience.Classification(kind=Kind.AUTH)
+
+
+class _OnlyIdempotence(HTTPClassifier):
+    def is_idempotent(self, request: httpx.Request) -> bool:
+        return True
+
+
+def test_successes_are_judged_by_status_unless_a_subclass_overrides_a_response_hook() -> None:
+    assert HTTPClassifier.plain_successes
+    assert not _ReadsErrorsIn200s.plain_successes  # it overrides wants_body
+    assert _ExplicitlyPlain.plain_successes  # it says so itself
+    assert _OnlyIdempotence.plain_successes  # is_idempotent does not judge a response
+    assert _ReadsErrorsIn200s().plain_verdicts() is None
+    assert _OnlyIdempotence().plain_verdicts() == {}
+
+
+@pytest.mark.anyio
+async def test_classify_asks_a_classifier_that_reads_its_successes_every_time() -> None:
+    bodies = iter([b'{"ok": true}', b'{"ok": false}', b'{"ok": true}', b'{"ok": false}'])
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, content=next(bodies)))
+    stack = resilience.Stack(resilience.Classify(_ReadsErrorsIn200s()))
+    async with httpx.AsyncClient(transport=stack.transport(transport)) as client:
+        kinds = [
+            resilience.outcome(await client.get("http://api.test/")).classification.kind
+            for _ in range(4)
+        ]
+    assert kinds == [Kind.SUCCESS, Kind.SERVER_ERROR] * 2
