@@ -405,7 +405,11 @@ class _BreakerTransport(LayerTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, layer: CircuitBreaker) -> None:
         super().__init__(inner)
         self._layer = layer
-        self._memory = layer._memory()  # noqa: SLF001 - the layer's own transport
+        self._memory = memory = layer._memory()  # noqa: SLF001 - the layer's own transport
+        # The (expires, circuit) entry of a key in a MemoryStore, expired or not, read without
+        # a Python call (nothing is ever found for another store: it is asked in _admit()).
+        nothing: dict[Hashable, tuple[float, Circuit]] = {}
+        self._peek = (nothing if memory is None else memory._entries).get  # noqa: SLF001
         self._key = layer._key  # noqa: SLF001
         self._by_origin = self._key is origin_key
         self._clock = layer._clock  # noqa: SLF001
@@ -418,8 +422,8 @@ class _BreakerTransport(LayerTransport):
         key = ctx.origin(request) if self._by_origin else self._key(request)
         # A stored closed circuit admits whether or not it has expired (an expired one reads as
         # a fresh closed circuit), so the hot path needs neither the clock nor the core.
-        circuit = memory.peek_now(key) if memory is not None else None
-        if memory is not None and (circuit is None or circuit.state is _CLOSED_STATE):
+        entry = self._peek(key)
+        if memory is not None and (entry is None or entry[1].state is _CLOSED_STATE):
             ticket = _CLOSED
             layer._counts["admitted"] += 1  # noqa: SLF001
         else:
@@ -436,7 +440,10 @@ class _BreakerTransport(LayerTransport):
         except BaseException:
             await layer._release(key, ticket)  # noqa: SLF001 - cancelled: no verdict
             raise
-        failed = classification_of(request, response, ctx).counts_as_failure
+        verdict = ctx.last  # what classification_of() answers first, without the call
+        if verdict is None or ctx.last_source is not response:
+            verdict = classification_of(request, response, ctx)
+        failed = verdict.counts_as_failure
         if failed or ticket.probe or memory is None:
             await layer._record(request, key, ticket, failed)  # noqa: SLF001
         else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)

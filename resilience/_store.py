@@ -117,15 +117,6 @@ class MemoryStore(Generic[S]):
             return None
         return state
 
-    def peek_now(self, key: Hashable) -> S | None:
-        """The stored state of ``key`` whether or not it has expired (None if there is none).
-
-        For a caller to whom an expired state and no state mean the same (a closed circuit):
-        it needs no clock reading, and leaves expired entries to the regular sweep.
-        """
-        entry = self._entries.get(key)
-        return None if entry is None else entry[1]
-
     def update_now(
         self,
         key: Hashable,
