@@ -73,7 +73,7 @@ async def _reject_us(transport: httpx.AsyncBaseTransport, calls: int, listener: 
     requests = [httpx.Request("GET", URL) for _ in range(calls)]
     if listener:
         for request in requests:
-            call_context(request).listeners.append(_listen)
+            call_context(request).listen(_listen)
     started = time.perf_counter()
     for request in requests:
         try:  # noqa: SIM105 - a context manager would add its own cost to the figure

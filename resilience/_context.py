@@ -33,6 +33,9 @@ CLASSIFICATION_KEY = "resilience.classification"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+#: Told of each decision event of a call: ``(event name, attributes)``.
+Listener: TypeAlias = Callable[[str, Mapping[str, object]], None]
+
 #: A request's origin: ``(scheme, host, port)``, the port filled in for the scheme's default.
 Origin: TypeAlias = tuple[str, str, int | None]
 
@@ -64,8 +67,6 @@ class CallContext:
 
     __slots__ = (
         "__weakref__",  # the lockout guard remembers failed logins per call, weakly
-        "_origin",
-        "_origin_url",
         "attempts",
         "classifier",
         "deadline",
@@ -87,25 +88,15 @@ class CallContext:
         self.last_source: object = None
         #: Absolute time (on the stack's clock) after which nothing more may be sent, or None.
         self.deadline: float | None = None
-        #: Listeners for decision events (see ``resilience._events``); telemetry adds one.
-        self.listeners: list[Callable[[str, Mapping[str, object]], None]] = []
+        #: Listeners for decision events (see ``resilience._events``); telemetry adds one with
+        #: listen(). A tuple, shared while empty: most calls have none and allocate nothing.
+        self.listeners: tuple[Listener, ...] = ()
         #: The default retry/gate key of this call, once computed (see ``_gate.key_for``).
         self.key: Hashable = None
-        self._origin_url: httpx.URL | None = None
-        self._origin: Origin = ("", "", None)
 
-    def origin(self, request: httpx.Request) -> Origin:
-        """``url_origin(request.url)``, computed once per call while the URL stays the same.
-
-        The breaker and the default retry/gate key both start from the origin; httpx computes
-        each URL part on access, so reading them once per call instead of once per layer and
-        attempt is a measurable share of the success path.
-        """
-        url = request.url
-        if url is not self._origin_url:
-            self._origin = url_origin(url)
-            self._origin_url = url
-        return self._origin
+    def listen(self, listener: Listener) -> None:
+        """Add ``listener`` for this call's decision events."""
+        self.listeners = (*self.listeners, listener)
 
     def emit(self, event: str, attributes: Mapping[str, object]) -> None:
         """Report a decision (a name from ``resilience._events``) to every listener."""

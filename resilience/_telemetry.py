@@ -218,7 +218,7 @@ class Telemetry:
         recorder = CallRecorder(self, request, ctx, tracing)
         previous = request.extensions.get(CALL_KEY)
         request.extensions[CALL_KEY] = recorder
-        ctx.listeners.append(recorder.on_event)
+        ctx.listen(recorder.on_event)
         token = None
         if recorder.span is not None:
             token = otel_context.attach(trace.set_span_in_context(recorder.span))

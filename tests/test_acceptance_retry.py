@@ -274,7 +274,7 @@ class _Signal:
                     if name == signal.name:
                         signal.event.set()
 
-                resilience._context.call_context(request).listeners.append(listen)
+                resilience._context.call_context(request).listen(listen)
                 return await self.inner.handle_async_request(request)
 
         return _Transport(inner)

@@ -418,7 +418,7 @@ async def test_statistics_read_an_expired_open_period_as_half_open(clock: Virtua
     assert (circuit.state, circuit.retry_after, str(circuit.state)) == (HALF, None, "half_open")
     await breaker.force_open(breaker.key_of(request))
     rejected = httpx.Request("GET", "https://api.example.com/")
-    resilience._context.call_context(rejected).listeners.append(
+    resilience._context.call_context(rejected).listen(
         lambda name, attributes: events.append((name, dict(attributes)))
     )
     with pytest.raises(CircuitOpenError, match=r"circuit breaker is open$"):

@@ -196,7 +196,7 @@ def recording(events: Events) -> Callable[[httpx.AsyncBaseTransport], httpx.Asyn
             self.inner = inner
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            call_context(request).listeners.append(listener)
+            call_context(request).listen(listener)
             return await self.inner.handle_async_request(request)
 
         async def aclose(self) -> None:

@@ -50,6 +50,6 @@ def test_events_reach_every_listener() -> None:
     ctx = call_context(request)
     assert call_context(request) is ctx
     seen: list[tuple[str, object]] = []
-    ctx.listeners.append(lambda name, attrs: seen.append((name, attrs["n"])))
+    ctx.listen(lambda name, attrs: seen.append((name, attrs["n"])))
     ctx.emit("resilience.test", {"n": 1})
     assert seen == [("resilience.test", 1)]

@@ -96,7 +96,7 @@ class _Listen(LayerTransport):
         self.log = log
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call_context(request).listeners.append(
+        call_context(request).listen(
             lambda event, attributes: self.log.events.append((event, dict(attributes)))
         )
         return await self.inner.handle_async_request(request)
