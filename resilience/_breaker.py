@@ -419,7 +419,7 @@ class _BreakerTransport(LayerTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         layer, memory = self._layer, self._memory
         ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
-        key = ctx.origin(request) if self._by_origin else self._key(request)
+        key = url_origin(request.url) if self._by_origin else self._key(request)
         # A stored closed circuit admits whether or not it has expired (an expired one reads as
         # a fresh closed circuit), so the hot path needs neither the clock nor the core.
         entry = self._peek(key)

@@ -89,13 +89,13 @@ def key_for(
 
     The retry layer and the gate both key on origin and credential; the default key is kept on
     the call's context, so the credential is fingerprinted once per call, not once per layer
-    and attempt, and the origin is the one the breaker reads too.
+    and attempt.
     """
     if key is not default_key:
         return key(request)
     cached = ctx.key
     if cached is None:
-        cached = ctx.key = _with_credential(request, ctx.origin(request))
+        cached = ctx.key = default_key(request)
     return cached
 
 

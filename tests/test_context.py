@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resilience import CircuitBreaker
-from resilience._context import CallContext, url_origin
+from resilience._context import url_origin
 from resilience._gate import default_key
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -45,15 +45,6 @@ def test_the_parsed_url_reads_as_the_public_properties(
 ) -> None:
     url = httpx.URL(f"{scheme}://{host}" + (f":{port}" if port else "") + "/p")
     assert url_origin(url) == public_origin(url)
-
-
-def test_one_origin_per_call_while_the_url_stays() -> None:
-    ctx = CallContext()
-    request = httpx.Request("GET", "https://api.test/a")
-    first = ctx.origin(request)
-    assert ctx.origin(request) is first  # read once
-    request.url = httpx.URL("https://other.test/")
-    assert ctx.origin(request) == ("https", "other.test", 443)  # a new URL is read again
 
 
 def test_the_breaker_and_the_gate_share_the_origin() -> None:
