@@ -227,7 +227,8 @@ class _GateTransport(LayerTransport):
             if self._store.get_now(key, now=self._clock.now()) is not None:
                 await self._admit(request, ctx, key)
         response = await self.inner.handle_async_request(request)
-        verdict = verdict_on(request, ctx, response)
+        # The verdict a Classify layer below recorded (verdict_on's first answer, without a call).
+        verdict = ctx.last if ctx.last_source is response else verdict_on(request, ctx, response)
         if verdict is not None and verdict.retry_after:  # None or 0: nothing to hold
             delay = verdict.retry_after
             if delay > 0 and verdict.kind in _HOLDING_KINDS:

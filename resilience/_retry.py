@@ -174,7 +174,10 @@ class _RetryTransport(LayerTransport):
                 if decision is None:
                     raise
             else:
-                verdict_or_none = verdict_on(request, ctx, response)
+                # The verdict a Classify layer below recorded, else verdict_on()'s.
+                verdict_or_none = (
+                    ctx.last if ctx.last_source is response else verdict_on(request, ctx, response)
+                )
                 if verdict_or_none is None or not verdict_or_none.retryable:
                     return response
                 verdict = verdict_or_none
