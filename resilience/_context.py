@@ -67,6 +67,7 @@ class CallContext:
 
     __slots__ = (
         "__weakref__",  # the lockout guard remembers failed logins per call, weakly
+        "attempt_deadline",
         "attempts",
         "classifier",
         "deadline",
@@ -88,6 +89,9 @@ class CallContext:
         self.last_source: object = None
         #: Absolute time (on the stack's clock) after which nothing more may be sent, or None.
         self.deadline: float | None = None
+        #: While the retry layer bounds an attempt: the anyio time at which it cuts it, so the
+        #: attempt's span can tell a timeout from a cancellation.
+        self.attempt_deadline: float | None = None
         #: Listeners for decision events (see ``resilience._events``); telemetry adds one with
         #: listen(). A tuple, shared while empty: most calls have none and allocate nothing.
         self.listeners: tuple[Listener, ...] = ()

@@ -290,8 +290,12 @@ class _RetryTransport(LayerTransport):
             left = ctx.deadline - self._clock.now()
             if left <= limit:
                 limit, by_deadline = left, True
-        with anyio.CancelScope(deadline=anyio.current_time() + limit):
-            return await self.inner.handle_async_request(request)
+        ctx.attempt_deadline = deadline = anyio.current_time() + limit
+        try:
+            with anyio.CancelScope(deadline=deadline):
+                return await self.inner.handle_async_request(request)
+        finally:
+            ctx.attempt_deadline = None
         # Only reached when the scope cut the attempt: it may have been sent.
         if by_deadline:
             raise self._deadline_exceeded(request, ctx, attempt)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
+import anyio
 import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -77,13 +78,30 @@ async def traced_attempt(
     try:
         response = await send(request)
     except BaseException as exc:
-        _end(recorder, request, span, exc, started)
+        _end(recorder, request, span, _timed_out(recorder, request, exc), started)
         raise
     finally:
         if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
     _end(recorder, request, span, response, started)
     return response
+
+
+def _timed_out(recorder: CallRecorder, request: httpx.Request, exc: BaseException) -> BaseException:
+    """``exc``, or the timeout it stands for when the retry layer's attempt timeout cut it.
+
+    The retry layer cuts an attempt with a cancel scope, so what passes here is the event
+    loop's cancellation; past the cut's time, the attempt timed out and its span says so
+    (``error.type`` ``TimeoutException``, status ERROR), as the call's does.
+    """
+    deadline = recorder.ctx.attempt_deadline
+    if (
+        deadline is not None
+        and isinstance(exc, anyio.get_cancelled_exc_class())
+        and anyio.current_time() >= deadline
+    ):
+        return httpx.TimeoutException("attempt timed out", request=request)
+    return exc
 
 
 def _end(

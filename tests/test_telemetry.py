@@ -24,12 +24,15 @@ from resilience._context import call_context
 from resilience._telemetry import CALL_KEY, safe_attributes
 from resilience._telemetry_attempt import AttemptTransport, TracedHTTPTransport
 from resilience.testing import VirtualClock
+from tests.test_retry_scripted import scripted
 from tests.test_telemetry_support import (  # noqa: F401 - fixtures
     Otel,
     otel_fixture,
     scripted_server_fixture,
     token,
 )
+
+__all__ = ["scripted"]  # the module-scoped server fixture with /hang/<token>
 
 pytestmark = pytest.mark.anyio
 
@@ -316,6 +319,42 @@ async def test_cancelled_calls_end_their_spans_without_an_error_status(
     for span in (call, attempt):
         assert span.status.status_code is StatusCode.UNSET
         assert str(span.attributes["error.type"]) in {"CancelledError", "Cancelled"}
+
+
+async def test_an_attempt_cut_by_the_attempt_timeout_is_a_timeout_not_a_cancellation(
+    otel: Otel, scripted: RunningServer, clock: VirtualClock
+) -> None:
+    stack = Stack(retry(clock, attempts=2, attempt_timeout=0.05), Classify(),
+                  telemetry=otel.telemetry(clock))  # fmt: skip
+    async with httpx.AsyncClient(transport=stack.transport()) as client:
+        with pytest.raises(httpx.TimeoutException, match="attempt timed out"):
+            await client.get(f"{scripted.url}/hang/{token()}")  # answers after 5 s
+    (call,) = otel.spans(SpanKind.INTERNAL)
+    attempts = otel.spans(SpanKind.CLIENT)
+    assert [s.attributes["error.type"] for s in attempts] == ["TimeoutException"] * 2
+    assert [s.status.status_code for s in attempts] == [StatusCode.ERROR] * 2
+    assert call.attributes["error.type"] == "TimeoutException"
+
+
+async def test_a_cancellation_within_a_bounded_attempt_stays_a_cancellation(
+    otel: Otel, clock: VirtualClock
+) -> None:
+    entered = anyio.Event()
+
+    async def never(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    stack = Stack(retry(clock, attempt_timeout=60.0), Classify(), telemetry=otel.telemetry(clock))
+    transport = stack.transport(httpx.MockTransport(never))
+    async with httpx.AsyncClient(transport=transport) as client, anyio.create_task_group() as group:
+        group.start_soon(client.get, "https://api.example.com/slow")
+        await entered.wait()
+        group.cancel_scope.cancel()  # long before the attempt timeout
+    (attempt,) = otel.spans(SpanKind.CLIENT)
+    assert attempt.status.status_code is StatusCode.UNSET
+    assert str(attempt.attributes["error.type"]) in {"CancelledError", "Cancelled"}
 
 
 async def test_nested_stacks_each_trace_their_own_call(otel: Otel) -> None:
