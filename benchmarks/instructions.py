@@ -9,6 +9,11 @@ under ``valgrind --tool=callgrind`` in its own process, once with ``N`` sequenti
 warm-up); the difference over ``N`` is the cost of one request, start-up excluded.
 ``PYTHONHASHSEED=0`` makes both runs lay out their dicts alike.
 
+With ``--cache``, each variant also runs under ``valgrind --tool=cachegrind`` with its cache
+and branch simulation, and the table gains simulated first-level data-cache misses and branch
+mispredictions per request: what an instruction count leaves out of the time, on a model
+machine (valgrind's default caches), again steady from run to run.
+
 Prints a Markdown table and writes ``benchmarks/results/instructions.json``. Needs valgrind
 (``apt-get install valgrind``) and the ``bench`` extra.
 """
@@ -24,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,18 +89,70 @@ def per_request(name: str, calls: int) -> float:
     return (_count(name, calls) - _count(name, 0)) / calls
 
 
-def main(calls: int) -> None:
+#: cachegrind's event columns that the table reports, summed: (label, events).
+SIMULATED = {
+    "D1 misses": ("D1mr", "D1mw"),
+    "branch mispredictions": ("Bcm", "Bim"),
+}
+
+
+def _simulate(name: str, calls: int) -> dict[str, int]:
+    """cachegrind's event totals for the child with ``calls`` requests after the warm-up."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "cachegrind.out"
+        command = [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=yes",
+            "--branch-sim=yes",
+            f"--cachegrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            str(calls),
+        ]
+        subprocess.run(command, capture_output=True, text=True, env=env, check=True)  # noqa: S603
+        lines = out.read_text().splitlines()
+    events = next(line.split()[1:] for line in lines if line.startswith("events:"))
+    totals = next(line.split()[1:] for line in lines if line.startswith("summary:"))
+    return dict(zip(events, map(int, totals), strict=True))
+
+
+def simulated_per_request(name: str, calls: int) -> dict[str, float]:
+    """Simulated D1 misses and branch mispredictions per request (see SIMULATED)."""
+    with_calls, without = _simulate(name, calls), _simulate(name, 0)
+    return {
+        label: sum(with_calls[e] - without[e] for e in events) / calls
+        for label, events in SIMULATED.items()
+    }
+
+
+def main(calls: int, cache: bool) -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed: apt-get install valgrind")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         counts = dict(zip(ALL, pool.map(lambda n: per_request(n, calls), ALL), strict=True))
+        simulated = (
+            dict(zip(ALL, pool.map(lambda n: simulated_per_request(n, calls), ALL), strict=True))
+            if cache
+            else {}
+        )
     base = counts["bare httpx"]
-    lines = [
-        f"| success path: MockTransport, sequential ({calls} calls) | instructions/request "
-        "| ratio to bare httpx |",
-        "|---|---:|---:|",
-    ]
-    lines += [f"| {name} | {n / 1000:.1f}k | {n / base:.3f}x |" for name, n in counts.items()]
+    header = f"| success path: MockTransport, sequential ({calls} calls) | instructions/request "
+    header += "| ratio to bare httpx |"
+    rule = "|---|---:|---:|"
+    for label in SIMULATED if cache else ():
+        header += f" {label}/request | ratio |"
+        rule += "---:|---:|"
+    lines = [header, rule]
+    for name, n in counts.items():
+        line = f"| {name} | {n / 1000:.1f}k | {n / base:.3f}x |"
+        for label in SIMULATED if cache else ():
+            value, bare = simulated[name][label], simulated["bare httpx"][label]
+            line += f" {value / 1000:.2f}k | {value / bare:.3f}x |"
+        lines.append(line)
     table = "\n".join(lines)
     print(table)
     RESULTS.parent.mkdir(exist_ok=True)
@@ -106,6 +164,8 @@ def main(calls: int) -> None:
         "instructions_per_request": counts,
         "ratio_to_bare": {name: n / base for name, n in counts.items()},
     }
+    if cache:
+        report["simulated_per_request"] = simulated
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
 
@@ -115,4 +175,8 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--calls", type=int, default=500, help="requests per counted run")
-        main(parser.parse_args().calls)
+        parser.add_argument(
+            "--cache", action="store_true", help="add simulated cache misses and mispredictions"
+        )
+        arguments = parser.parse_args()
+        main(arguments.calls, arguments.cache)
