@@ -298,9 +298,8 @@ async def test_attempts_carry_the_trace_context_to_the_server(
     assert echoed["headers"]["traceparent"].split("-")[1:3] == [trace_id, span_id]
 
 
-async def test_cancelled_calls_end_their_spans_without_an_error_status(
-    otel: Otel, clock: VirtualClock
-) -> None:
+async def cancel_mid_attempt(stack: Stack) -> None:
+    """Start a call through ``stack`` whose attempt never answers, and cancel it in flight."""
     entered = anyio.Event()
 
     async def never(request: httpx.Request) -> httpx.Response:
@@ -308,12 +307,17 @@ async def test_cancelled_calls_end_their_spans_without_an_error_status(
         await anyio.sleep_forever()
         raise AssertionError  # pragma: no cover
 
-    stack = Stack(Classify(), telemetry=otel.telemetry(clock))
     transport = stack.transport(httpx.MockTransport(never))
     async with httpx.AsyncClient(transport=transport) as client, anyio.create_task_group() as group:
         group.start_soon(client.get, "https://api.example.com/slow")
         await entered.wait()
         group.cancel_scope.cancel()
+
+
+async def test_cancelled_calls_end_their_spans_without_an_error_status(
+    otel: Otel, clock: VirtualClock
+) -> None:
+    await cancel_mid_attempt(Stack(Classify(), telemetry=otel.telemetry(clock)))
     (call,) = otel.spans(SpanKind.INTERNAL)
     (attempt,) = otel.spans(SpanKind.CLIENT)
     for span in (call, attempt):
@@ -339,19 +343,10 @@ async def test_an_attempt_cut_by_the_attempt_timeout_is_a_timeout_not_a_cancella
 async def test_a_cancellation_within_a_bounded_attempt_stays_a_cancellation(
     otel: Otel, clock: VirtualClock
 ) -> None:
-    entered = anyio.Event()
-
-    async def never(request: httpx.Request) -> httpx.Response:
-        entered.set()
-        await anyio.sleep_forever()
-        raise AssertionError  # pragma: no cover
-
-    stack = Stack(retry(clock, attempt_timeout=60.0), Classify(), telemetry=otel.telemetry(clock))
-    transport = stack.transport(httpx.MockTransport(never))
-    async with httpx.AsyncClient(transport=transport) as client, anyio.create_task_group() as group:
-        group.start_soon(client.get, "https://api.example.com/slow")
-        await entered.wait()
-        group.cancel_scope.cancel()  # long before the attempt timeout
+    # Cancelled long before the attempt timeout: a cancellation, not a timeout.
+    await cancel_mid_attempt(
+        Stack(retry(clock, attempt_timeout=60.0), Classify(), telemetry=otel.telemetry(clock))
+    )
     (attempt,) = otel.spans(SpanKind.CLIENT)
     assert attempt.status.status_code is StatusCode.UNSET
     assert str(attempt.attributes["error.type"]) in {"CancelledError", "Cancelled"}
