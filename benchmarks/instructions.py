@@ -64,23 +64,20 @@ async def _child(name: str, calls: int) -> None:
     await client.aclose()
 
 
+def _valgrind(options: list[str], name: str, calls: int) -> str:
+    """Run the child (``calls`` requests after the warm-up) under valgrind; return its stderr."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    command = ["valgrind", *options, sys.executable, __file__, "--child", name, str(calls)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)  # noqa: S603
+    return done.stderr
+
+
 def _count(name: str, calls: int) -> int:
     """Instructions the child executed with ``calls`` requests after the warm-up."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        __file__,
-        "--child",
-        name,
-        str(calls),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)  # noqa: S603
-    found = re.search(r"Collected : (\d+)", done.stderr)
+    stderr = _valgrind(["--tool=callgrind", "--callgrind-out-file=/dev/null"], name, calls)
+    found = re.search(r"Collected : (\d+)", stderr)
     if found is None:
-        raise RuntimeError(f"no instruction count from valgrind for {name!r}:\n{done.stderr}")
+        raise RuntimeError(f"no instruction count from valgrind for {name!r}:\n{stderr}")
     return int(found.group(1))
 
 
@@ -98,22 +95,10 @@ SIMULATED = {
 
 def _simulate(name: str, calls: int) -> dict[str, int]:
     """cachegrind's event totals for the child with ``calls`` requests after the warm-up."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "cachegrind.out"
-        command = [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=yes",
-            "--branch-sim=yes",
-            f"--cachegrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--child",
-            name,
-            str(calls),
-        ]
-        subprocess.run(command, capture_output=True, text=True, env=env, check=True)  # noqa: S603
+        options = ["--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes"]
+        _valgrind([*options, f"--cachegrind-out-file={out}"], name, calls)
         lines = out.read_text().splitlines()
     events = next(line.split()[1:] for line in lines if line.startswith("events:"))
     totals = next(line.split()[1:] for line in lines if line.startswith("summary:"))
