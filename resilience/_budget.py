@@ -160,8 +160,7 @@ class RetryBudget:
         retry of that key is weighed.
         """
         self._counters.requests += 1
-        # _slot(now, self.window), inline: the same expression, so the same slot.
-        self._batch.count(self._store, key, math.floor(now * BUCKETS / self.window), now)
+        self._batch.count(self._store, key, _slot(now, self.window), now)
 
     def withdraw(self, key: Hashable, *, now: float) -> bool:
         """Spend one retry for ``key`` if the budget allows it; return whether it did.
