@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import attrs
 import httpx
 
-from ._classification import _NOT_MODIFIED, _SUCCESS, Classification, Kind, Login, VendorError
+from ._classification import Classification, Kind, Login, VendorError
 from ._exceptions import APIError
 from ._retry_after import parse_retry_after
 
@@ -236,8 +236,7 @@ class HTTPClassifier:
         """Classify a response from its status, headers and the start of its body."""
         error = self.parse_error(response, body)
         verdict = self.classify_status(request, response, error)
-        kind = verdict.kind  # not kind.is_success: a call on every classified response
-        if verdict.retry_after is None and kind is not _SUCCESS and kind is not _NOT_MODIFIED:
+        if verdict.retry_after is None and not verdict.kind.is_success:
             delay = self.retry_after(response)
             if delay is not None:
                 verdict = attrs.evolve(verdict, retry_after=delay)
