@@ -1,15 +1,18 @@
 """Side by side in one run: bare httpx, this project's full standard stack, and its peers.
 
-    python benchmarks/compare.py [--quick]
+    python benchmarks/compare.py [--quick] [--processes N]
 
-Prints a Markdown table and writes benchmarks/results/compare.json. Every row is measured in the
-same process, interleaving the variants round by round (in a shuffled order each round, seeded)
-so drift hits them alike. On MockTransport the work is pure CPU in this process: each round is
-short (400 requests) and the figure is the best round's mean CPU time per request, as timeit
-reports, since another tenant of a shared machine can only make a round slower, never faster
-(the median of long rounds moved by 10% between runs here). On loopback the server's work counts,
-so the figure is the median over rounds of wall time. Instruction counts, steadier than either,
-are in instructions.py.
+Prints a Markdown table and writes benchmarks/results/compare.json. The variants of a row are
+measured in one process, interleaved round by round (in a shuffled order each round, seeded) so
+drift hits them alike. On MockTransport the work is pure CPU in this process: each round is
+short (400 requests) and a process's figure is the best round's mean CPU time per request, as
+timeit reports, since another tenant of a shared machine can only make a round slower, never
+faster (the median of long rounds moved by 10% between runs here). Each process lays out its
+objects anew, and the cache conflicts that follow moved one variant's best-round ratio by up to
+4% from one process to the next; so the MockTransport rows run in several fresh processes, one
+after another, and report the median across them, the range of ratios beside it. On loopback
+the server's work counts, so the figure is the median over rounds of wall time. Instruction
+counts, steadier than either, are in instructions.py.
 
 Rows:
 - success path, per request, on httpx.MockTransport and on a loopback server (its own process),
@@ -30,6 +33,7 @@ import json
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -228,6 +232,51 @@ async def many_concurrent(calls: int = 10_000) -> dict[str, float]:
     }
 
 
+def mock_rows(
+    processes: int, plan: dict[int, tuple[int, int]]
+) -> dict[int, dict[str, list[float]]]:
+    """Each MockTransport row's best-round µs per request, one value per fresh process."""
+    found: dict[int, dict[str, list[float]]] = {tasks: {} for tasks in plan}
+    argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
+    for _ in range(processes):
+        child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
+            [sys.executable, __file__, "--mock-child", argument],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        for tasks, rows in json.loads(child.stdout).items():
+            for name, value in rows.items():
+                found[int(tasks)].setdefault(name, []).append(value)
+    return found
+
+
+async def _mock_child(argument: str) -> None:
+    """In a child process: every MockTransport row of ``argument``'s plan, as JSON on stdout."""
+    plan = json.loads(argument)
+    rows = {
+        tasks: await success_path("mock", "http://api.test/", int(tasks), n, r)
+        for tasks, (n, r) in plan.items()
+    }
+    print(json.dumps(rows))
+
+
+def _spread_table(title: str, per_process: dict[str, list[float]], base: str) -> str:
+    """Medians across processes, with the range of the per-process ratios."""
+    bases = per_process[base]
+    lines = [
+        f"| {title} | µs/request | ratio to {base} | ratio range over {len(bases)} processes |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, values in per_process.items():
+        ratios = [value / bare for value, bare in zip(values, bases, strict=True)]
+        lines.append(
+            f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.2f}x "
+            f"| {min(ratios):.2f}x to {max(ratios):.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def _table(title: str, rows: dict[str, float], unit: str, base: str | None) -> str:
     lines = [
         f"| {title} | {unit} | ratio to {base} |" if base else f"| {title} | {unit} |",
@@ -241,39 +290,49 @@ def _table(title: str, rows: dict[str, float], unit: str, base: str | None) -> s
     return "\n".join(lines)
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, processes: int) -> None:
     requests, rounds = (400, 3) if quick else (2000, 11)
     # MockTransport: many short rounds, the best one counts (see the module's docstring); with
     # 200 tasks a round is 10 requests per task, so task start-up is not most of what is timed.
-    mock = {1: (400, 5), 200: (2000, 3)} if quick else {1: (400, 60), 200: (2000, 20)}
+    mock = {1: (400, 5), 200: (2000, 3)} if quick else {1: (400, 40), 200: (2000, 12)}
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "httpx": httpx.__version__,
         "machine": platform.machine(),
         "mock": {
-            f"{tasks} task(s)": {"requests_per_round": n, "rounds": r, "figure": "best"}
+            f"{tasks} task(s)": {
+                "requests_per_round": n,
+                "rounds": r,
+                "processes": processes,
+                "figure": "median over processes of the best round",
+            }
             for tasks, (n, r) in mock.items()
         },
         "loopback": {"requests_per_round": requests, "rounds": rounds, "figure": "median"},
     }
     sections = []
-    for kind in ("mock", "loopback"):
-        for concurrency in (1, 200):
-            label = f"{'MockTransport' if kind == 'mock' else 'loopback server'}, " + (
-                "sequential" if concurrency == 1 else f"{concurrency} concurrent tasks"
-            )
-            if kind == "mock":
-                n, r = mock[concurrency]
-                rows = await success_path(kind, "http://api.test/", concurrency, n, r)
-            else:
-                # httpcore's pool does work per pooled connection on every request, so 200
-                # concurrent loopback tasks are slow for every variant: fewer requests there.
-                n, r = (requests, rounds) if concurrency == 1 else (requests // 2, 3)
-                with loopback_server() as url:
-                    rows = await success_path(kind, url + "/", concurrency, n, r)
-            report[label] = rows
-            sections.append(_table(f"success path: {label}", rows, "µs/request", "bare httpx"))
-            print(sections[-1] + "\n", flush=True)
+    by_process = mock_rows(processes, mock)
+    for concurrency in (1, 200):
+        label = "MockTransport, " + (
+            "sequential" if concurrency == 1 else f"{concurrency} concurrent tasks"
+        )
+        per_process = by_process[concurrency]
+        report[label] = {name: statistics.median(v) for name, v in per_process.items()}
+        report[label + " (per process)"] = per_process
+        sections.append(_spread_table(f"success path: {label}", per_process, "bare httpx"))
+        print(sections[-1] + "\n", flush=True)
+    for concurrency in (1, 200):
+        label = "loopback server, " + (
+            "sequential" if concurrency == 1 else f"{concurrency} concurrent tasks"
+        )
+        # httpcore's pool does work per pooled connection on every request, so 200 concurrent
+        # loopback tasks are slow for every variant: fewer requests there.
+        n, r = (requests, rounds) if concurrency == 1 else (requests // 2, 3)
+        with loopback_server() as url:
+            rows = await success_path("loopback", url + "/", concurrency, n, r)
+        report[label] = rows
+        sections.append(_table(f"success path: {label}", rows, "µs/request", "bare httpx"))
+        print(sections[-1] + "\n", flush=True)
     amp = await amplification("http://api.test/")
     report["amplification"] = amp
     sections.append(_table("total outage (always 503), 200 callers", amp, "attempts/request", None))
@@ -294,4 +353,16 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="fresh processes for the MockTransport rows (default 5; 2 with --quick)",
+    )
+    parser.add_argument("--mock-child", metavar="PLAN", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.mock_child:
+        asyncio.run(_mock_child(arguments.mock_child))
+    else:
+        chosen = arguments.processes or (2 if arguments.quick else 5)
+        asyncio.run(main(arguments.quick, chosen))
