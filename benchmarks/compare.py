@@ -11,9 +11,8 @@ faster (the median of long rounds moved by 10% between runs here). One process's
 ratio still moved by up to 4% from one process to the next (likeliest cause: each lays out its
 objects anew, and its cache conflicts change with the layout); so the MockTransport rows run in
 several fresh processes, one after another, and report the median across them, the range of
-ratios beside it. On loopback
-the server's work counts, so the figure is the median over rounds of wall time. Instruction
-counts, steadier than either, are in instructions.py.
+ratios beside it. On loopback the server's work counts, so the figure is the median over rounds
+of wall time. Instruction counts, steadier than either, are in instructions.py.
 
 Rows:
 - success path, per request, on httpx.MockTransport and on a loopback server (its own process),
@@ -295,8 +294,9 @@ async def main(quick: bool, processes: int) -> None:
     requests, rounds = (400, 3) if quick else (2000, 11)
     # MockTransport: many short rounds, the best one counts (see the module's docstring). With
     # 200 tasks a round is 5 requests per task, so task start-up is a small part of what is
-    # timed; 12 rounds of 2000 gave ratios from 0.88x to 1.20x across processes, 40 of 1000 kept
-    # them within 0.95x to 1.11x.
+    # timed. Across five processes, 12 rounds of 2000 spread the full stack's ratio from 0.88x
+    # to 1.20x; 40 rounds of 1000 spread it from 0.97x to 1.11x in a test, 1.06x to 1.17x in
+    # the committed run.
     mock = {1: (400, 5), 200: (1000, 5)} if quick else {1: (400, 40), 200: (1000, 40)}
     report: dict[str, Any] = {
         "python": platform.python_version(),
