@@ -150,7 +150,10 @@ async def _run(
 async def success_path(
     kind: str, url: str, concurrency: int, requests: int, rounds: int
 ) -> dict[str, float]:
-    """Median µs per request for every variant, interleaved round by round."""
+    """µs per request for every variant, interleaved round by round.
+
+    The best round on MockTransport, the median round on loopback (see the module's docstring).
+    """
     setups = {}
     for name, make in VARIANTS.items():
         inner: httpx.AsyncBaseTransport = (
@@ -277,6 +280,10 @@ def _spread_table(title: str, per_process: dict[str, list[float]], base: str) ->
     return "\n".join(lines)
 
 
+def _label(place: str, concurrency: int) -> str:
+    return f"{place}, " + ("sequential" if concurrency == 1 else f"{concurrency} concurrent tasks")
+
+
 def _table(title: str, rows: dict[str, float], unit: str, base: str | None) -> str:
     lines = [
         f"| {title} | {unit} | ratio to {base} |" if base else f"| {title} | {unit} |",
@@ -316,18 +323,14 @@ async def main(quick: bool, processes: int) -> None:
     sections = []
     by_process = mock_rows(processes, mock)
     for concurrency in (1, 200):
-        label = "MockTransport, " + (
-            "sequential" if concurrency == 1 else f"{concurrency} concurrent tasks"
-        )
+        label = _label("MockTransport", concurrency)
         per_process = by_process[concurrency]
         report[label] = {name: statistics.median(v) for name, v in per_process.items()}
         report[label + " (per process)"] = per_process
         sections.append(_spread_table(f"success path: {label}", per_process, "bare httpx"))
         print(sections[-1] + "\n", flush=True)
     for concurrency in (1, 200):
-        label = "loopback server, " + (
-            "sequential" if concurrency == 1 else f"{concurrency} concurrent tasks"
-        )
+        label = _label("loopback server", concurrency)
         # httpcore's pool does work per pooled connection on every request, so 200 concurrent
         # loopback tasks are slow for every variant: fewer requests there.
         n, r = (requests, rounds) if concurrency == 1 else (requests // 2, 3)
