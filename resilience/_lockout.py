@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Coroutine, Hashable
 from typing import Any
 
+import anyio
 import attrs
 import httpx
 
@@ -47,6 +48,9 @@ class LockoutStatistics:
         max_keys: The bound on them.
         logins: Logins let through.
         failed_logins: Of those, failed ones (``auth``).
+        unknown_logins: Of those, ones the vendor may have run without saying how they went (a
+            5xx, a timeout, a cut connection, a cancelled call): counted against the budget
+            like failed ones.
         lockouts_seen: Responses saying the vendor's lockout is active.
         rejected: Logins refused without sending (:class:`~resilience.LockedOutError`).
         engaged: Times the guard started refusing an identity.
@@ -57,10 +61,15 @@ class LockoutStatistics:
     max_keys: int
     logins: int
     failed_logins: int
+    unknown_logins: int
     lockouts_seen: int
     rejected: int
     engaged: int
     waiting: int
+
+
+#: Kinds of answer after which the vendor may have run the login without saying how it went.
+_UNANSWERED = frozenset({Kind.SERVER_ERROR, Kind.TIMEOUT, Kind.NETWORK})
 
 
 def _outcome(verdict: Classification) -> Outcome:
@@ -70,7 +79,14 @@ def _outcome(verdict: Classification) -> Outcome:
         return Outcome.LOCKED
     if verdict.is_success:
         return Outcome.SUCCEEDED
+    if verdict.may_have_executed and verdict.kind in _UNANSWERED:
+        return Outcome.UNKNOWN
     return Outcome.OTHER
+
+
+def _raised(verdict: Classification) -> Outcome:
+    # An exception instead of an answer: whatever its kind, the vendor may have run the login.
+    return Outcome.UNKNOWN if verdict.may_have_executed else Outcome.OTHER
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -98,7 +114,7 @@ class LockoutGuard(Layer):
     _store: StateStore[Account] = attrs.field(init=False, repr=False)
     _clock: Clock = attrs.field(init=False, repr=False)
     _counts: dict[str, int] = attrs.field(init=False, repr=False)
-    # Calls in which a login already failed: its identity key, for "never retried".
+    # Calls in which a login failed or may have: its identity key, for "never retried".
     _failed: weakref.WeakKeyDictionary[CallContext, Hashable] = attrs.field(
         init=False, repr=False, factory=weakref.WeakKeyDictionary
     )
@@ -106,7 +122,15 @@ class LockoutGuard(Layer):
     def __attrs_post_init__(self) -> None:
         self._store = self.store if self.store is not None else MemoryStore(max_keys=self.max_keys)
         self._clock = self.clock or DEFAULT_CLOCK
-        names = ("logins", "failed_logins", "lockouts_seen", "rejected", "engaged", "waiting")
+        names = (
+            "logins",
+            "failed_logins",
+            "unknown_logins",
+            "lockouts_seen",
+            "rejected",
+            "engaged",
+            "waiting",
+        )
         self._counts = dict.fromkeys(names, 0)
 
     def wrap(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
@@ -122,6 +146,7 @@ class LockoutGuard(Layer):
             max_keys=self.max_keys,
             logins=counts["logins"],
             failed_logins=counts["failed_logins"],
+            unknown_logins=counts["unknown_logins"],
             lockouts_seen=counts["lockouts_seen"],
             rejected=counts["rejected"],
             engaged=counts["engaged"],
@@ -156,14 +181,19 @@ class LockoutGuard(Layer):
         key: Hashable,
         login: Login,
         allowed: int,
-        verdict: Classification,
-    ) -> Outcome:
-        outcome = _outcome(verdict)
+        outcome: Outcome,
+        retry_after: float | None = None,
+    ) -> None:
+        counts = self._counts
         if outcome is Outcome.FAILED:
-            self._counts["failed_logins"] += 1
+            counts["failed_logins"] += 1
+        elif outcome is Outcome.UNKNOWN:
+            counts["unknown_logins"] += 1
         elif outcome is Outcome.LOCKED:
-            self._counts["lockouts_seen"] += 1
-        lockout = verdict.retry_after if verdict.retry_after is not None else login.lockout
+            counts["lockouts_seen"] += 1
+        if outcome in _SPENT:
+            self._failed[call_context(request)] = key
+        lockout = retry_after if retry_after is not None else login.lockout
         now = self._clock.now()
         window = login.window
         engaged = await self._store.update(
@@ -175,7 +205,7 @@ class LockoutGuard(Layer):
             ttl=lambda a: core.ttl(a, window, now),
         )
         if engaged is not None:
-            self._counts["engaged"] += 1
+            counts["engaged"] += 1
             ctx = call_context(request)
             if ctx.listeners:
                 reason = "vendor lockout" if engaged.reason == "locked" else "local budget spent"
@@ -187,7 +217,6 @@ class LockoutGuard(Layer):
                         ev.RETRY_AFTER: engaged.retry_after,
                     },
                 )
-        return outcome
 
     async def _guarded(
         self, inner: httpx.AsyncBaseTransport, request: httpx.Request, login: Login
@@ -197,7 +226,7 @@ class LockoutGuard(Layer):
         allowed = core.budget(login.max_failures, self.share)
         if self._failed.get(ctx) == key:
             refusal = await self._check(key, login, allowed)
-            raise self._refuse(request, login, refusal, "a failed login is never retried")
+            raise self._refuse(request, login, refusal, _NEVER_AGAIN)
         # Refuse at once when already refused: no need to queue behind the lock for that.
         refusal = await self._check(key, login, allowed)
         if refusal is not None:
@@ -215,7 +244,7 @@ class LockoutGuard(Layer):
                 refusal = await self._check(key, login, allowed)
                 if refusal is not None:
                     raise self._refuse(request, login, refusal, _REASONS[refusal.reason])
-                return await self._send(inner, request, ctx, key, login, allowed)
+                return await self._send(inner, request, key, login, allowed)
         finally:
             if not entered:
                 counts["waiting"] -= 1
@@ -224,7 +253,6 @@ class LockoutGuard(Layer):
         self,
         inner: httpx.AsyncBaseTransport,
         request: httpx.Request,
-        ctx: CallContext,
         key: Hashable,
         login: Login,
         allowed: int,
@@ -235,16 +263,22 @@ class LockoutGuard(Layer):
         except RejectedError:
             raise  # a decision below, not a login
         except Exception as exc:
-            await self._record(request, key, login, allowed, classification_of(request, exc))
+            outcome = _raised(classification_of(request, exc))
+            await self._record(request, key, login, allowed, outcome)
             raise
-        outcome = await self._record(
-            request, key, login, allowed, classification_of(request, response)
-        )
-        if outcome in (Outcome.FAILED, Outcome.LOCKED):
-            self._failed[ctx] = key
+        except BaseException:
+            # Cancelled (or interrupted) while the login was out: the vendor may have run it.
+            with anyio.CancelScope(shield=True):
+                await self._record(request, key, login, allowed, Outcome.UNKNOWN)
+            raise
+        verdict = classification_of(request, response)
+        await self._record(request, key, login, allowed, _outcome(verdict), verdict.retry_after)
         return response
 
 
+#: The outcomes after which the same call may not send the login again.
+_SPENT = frozenset({Outcome.FAILED, Outcome.UNKNOWN, Outcome.LOCKED})
+_NEVER_AGAIN = "a login that failed or may have failed is never retried"
 _REASONS = {"locked": "the account is locked", "budget": "the failed-login budget is spent"}
 
 

@@ -10,8 +10,11 @@ locked, until when.
   Otherwise it is refused, with the seconds until the oldest counted failure leaves the window
   (or the lock ends).
 - After a login: a failure (``auth``) is counted; the vendor's lockout signal (``locked_out``)
-  locks the identity for the vendor's duration; a success forgets the account. Anything else (a
-  5xx, a network error) says nothing about the password and changes nothing.
+  locks the identity for the vendor's duration; a success forgets the account.
+- A login the vendor may have run without saying how it went (a 5xx, a read timeout, a cut
+  connection, a call cancelled while it was out) is counted like a failure: if the password was
+  wrong the vendor counted it, and the budget must hold whatever the answers were. A login the
+  vendor did not run (a connect failure, a 429) says nothing and changes nothing.
 
 The transition table, by outcome: see :data:`TRANSITIONS`.
 """
@@ -39,14 +42,16 @@ class Outcome(str, enum.Enum):
     """What a login's response says about the account."""
 
     FAILED = "failed"  # wrong credentials: counts toward the budget
+    UNKNOWN = "unknown"  # the vendor may have run it, the answer does not say how: counts too
     LOCKED = "locked"  # the vendor's lockout is active
     SUCCEEDED = "succeeded"  # the count starts again
-    OTHER = "other"  # server or network trouble: says nothing about the credentials
+    OTHER = "other"  # the vendor did not run it: says nothing about the credentials
 
 
 #: Outcome -> what happens to the account.
 TRANSITIONS: dict[Outcome, str] = {
     Outcome.FAILED: "count the failure (engages the guard when the budget is spent)",
+    Outcome.UNKNOWN: "count it as a failure (the vendor may have counted one)",
     Outcome.LOCKED: "lock locally for the vendor's duration (engages the guard)",
     Outcome.SUCCEEDED: "forget the account",
     Outcome.OTHER: "no change",
@@ -58,7 +63,8 @@ class Account:
     """One identity's recent failed logins and lock.
 
     Attributes:
-        failures: Times of the failed logins still inside the window, oldest first.
+        failures: Times of the failed (or possibly failed) logins still inside the window,
+            oldest first.
         locked_until: When the vendor's lockout ends, as far as we know (0.0: not locked).
     """
 
@@ -132,7 +138,7 @@ def record(
     if outcome is Outcome.LOCKED:
         until = max(account.locked_until, now + lockout)
         return attrs.evolve(account, locked_until=until), Refusal("locked", until - now)
-    # Only the newest `allowed` failures can ever matter.
+    # FAILED or UNKNOWN. Only the newest `allowed` failures can ever matter.
     failures = (*_recent(account.failures, window, now), now)[-allowed:]
     updated = attrs.evolve(account, failures=failures)
     return updated, check(updated, allowed, window, now)

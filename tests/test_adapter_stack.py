@@ -741,7 +741,7 @@ async def test_get2dial_tenant_domain_cannot_double_the_failed_login_budget(
     assert not sim.is_locked(g2d_sim.ADMIN_EMAIL)
 
 
-async def test_get2dial_login_meeting_a_500_is_not_resent_nor_a_failed_login(
+async def test_get2dial_login_meeting_a_500_is_not_resent_and_spends_the_budget(
     served: Served, clock: VirtualClock
 ) -> None:
     sim = _install(served, Get2DialSimulator(clock=clock.now))
@@ -754,7 +754,29 @@ async def test_get2dial_login_meeting_a_500_is_not_resent_nor_a_failed_login(
     assert response.status_code == 500
     assert _statuses(sim, "POST", LOGIN) == [500]
     assert outcome(response).attempts == 1
-    assert guard.statistics().failed_logins == 0
+    # The 500 does not say whether the vendor counted a failure: the guard assumes it did.
+    stats = guard.statistics()
+    assert (stats.failed_logins, stats.unknown_logins) == (0, 1)
+
+
+async def test_get2dial_wrong_passwords_hidden_behind_500s_never_lock_the_account(
+    served: Served, clock: VirtualClock
+) -> None:
+    """A 5xx burst whose logins run before the 500: the vendor counts every wrong password the
+    client never saw answered. The guard's budget holds all the same."""
+    sim = _install(served, Get2DialSimulator(clock=clock.now))
+    sim.faults.add(f"status=500,method=POST,path={LOGIN},executed=true")
+    transport = get2dial.transport(**_virtual(clock))
+    results: list[httpx.Response | Exception] = []
+    async with httpx.AsyncClient(base_url=served.url, transport=transport) as client:
+        for _ in range(20):
+            await _login(client, _login_body(g2d_sim.ADMIN_EMAIL, "wrong"), results)
+
+    assert [getattr(r, "status_code", None) for r in results[:5]] == [500] * 5
+    assert all(isinstance(r, resilience.LockedOutError) for r in results[5:])
+    assert sim.counters.failed_logins[g2d_sim.ADMIN_EMAIL] == 5
+    assert sim.counters.lockouts == 0
+    assert not sim.is_locked(g2d_sim.ADMIN_EMAIL)
 
 
 async def _token(served: Served) -> dict[str, str]:

@@ -76,7 +76,8 @@ class LoginApp:
 
     The password is ``right``. Ten failed logins for an email within 15 minutes lock it: every
     later login answers 403 ``account temporarily locked`` (with ``Retry-After`` when
-    ``retry_after`` is set). ``/status/NNN`` answers NNN; anything else is 200.
+    ``retry_after`` is set). ``/status/NNN`` answers NNN; anything else is 200. ``outage`` answers
+    logins with that status instead, before the login runs or, with ``outage_after_login``, after.
     """
 
     def __init__(self, *, limit: int = 10, retry_after: int | None = None) -> None:
@@ -89,6 +90,7 @@ class LoginApp:
         self.release = threading.Event()
         self.hang = False
         self.outage: int | None = None  # answer logins with this status (a server fault)
+        self.outage_after_login = False  # run the login (count a failure), then answer `outage`
         self.inflight = 0
         self.max_inflight: dict[str, int] = {}
 
@@ -121,7 +123,7 @@ class LoginApp:
             self.received.set()
             while not self.release.is_set():  # noqa: ASYNC110 - the server's own loop, a thread
                 await asyncio.sleep(0.005)
-        if self.outage is not None:
+        if self.outage is not None and not self.outage_after_login:
             await _answer(send, self.outage)
             return
         # A tiny pause, so overlapping logins would be seen overlapping.
@@ -131,14 +133,14 @@ class LoginApp:
             if self.retry_after is not None:
                 headers.append((b"retry-after", str(self.retry_after).encode()))
             payload = json.dumps({"error": LOCKED_MESSAGE}).encode()
-            await _answer(send, 403, payload, headers)
+            await _answer(send, self.outage or 403, payload, headers)
             return
         if data.get("password") != "right":
             self.failures[email] = self.failures.get(email, 0) + 1
-            await _answer(send, 401, b'{"error": "invalid credentials"}')
+            await _answer(send, self.outage or 401, b'{"error": "invalid credentials"}')
             return
         self.failures.pop(email, None)
-        await _answer(send, 200, b'{"token": "t0k3n"}')
+        await _answer(send, self.outage or 200, b'{"token": "t0k3n"}')
 
 
 class LoginClassifier(resilience.HTTPClassifier):

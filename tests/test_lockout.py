@@ -21,6 +21,7 @@ pytestmark = pytest.mark.anyio
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
+CAROL = "carol@example.com"
 
 
 @pytest.fixture
@@ -198,16 +199,63 @@ async def test_a_failed_login_is_never_sent_twice_in_one_call(
         assert caught.value.retry_after is None  # the budget itself is not spent
         assert events[-1] == (
             ev.LOCKOUT_REJECTED,
-            {ev.KEY: resilience.fingerprint(ALICE), ev.REASON: "a failed login is never retried"},
+            {
+                ev.KEY: resilience.fingerprint(ALICE),
+                ev.REASON: "a login that failed or may have failed is never retried",
+            },
         )
         assert app.attempts[ALICE] == 1
-        # A server fault is not a failed login: that one may be sent again.
+        # A 503 may come after the vendor ran the login: not sent again either.
         app.outage = 503
-        assert await _login(client, BOB) == 503
-        assert app.attempts[BOB] == 2
+        with pytest.raises(LockedOutError, match="never retried"):
+            await _login(client, BOB)
+        assert app.attempts[BOB] == 1
+        # A 429 says the vendor did not run it: that one may be sent again.
+        app.outage = 429
+        assert await _login(client, CAROL) == 429
+        assert app.attempts[CAROL] == 2
         app.outage = None
         assert await _login(client, BOB, "right") == 200
-    assert guard.statistics().failed_logins == 1
+    stats = guard.statistics()
+    assert (stats.failed_logins, stats.unknown_logins, stats.rejected) == (1, 1, 2)
+
+
+async def test_logins_answered_with_a_5xx_after_the_vendor_ran_them_spend_the_budget(
+    login_server: tuple[LoginApp, RunningServer], clock: VirtualClock
+) -> None:
+    """The vendor counted each wrong password, the client only saw 500s: the budget still holds."""
+    app, server = login_server
+    app.outage, app.outage_after_login = 500, True
+    guard = LockoutGuard(clock=clock)
+    results: list[object] = []
+    async with _client(guard, server.url) as client, anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(_outcome, client, ALICE, results)
+    assert results.count(500) == 5
+    assert sum(isinstance(r, LockedOutError) for r in results) == 15
+    assert app.failures[ALICE] == 5  # what the vendor counted: the budget, not 20
+    stats = guard.statistics()
+    assert (stats.logins, stats.failed_logins, stats.unknown_logins) == (5, 0, 5)
+    assert (stats.rejected, stats.engaged) == (15, 1)
+
+
+async def test_a_success_after_unanswered_logins_forgets_them(
+    login_server: tuple[LoginApp, RunningServer], clock: VirtualClock
+) -> None:
+    app, server = login_server
+    app.outage, app.outage_after_login = 502, True
+    guard = LockoutGuard(clock=clock)
+    async with _client(guard, server.url) as client:
+        for _ in range(4):
+            assert await _login(client, ALICE, "right") == 502
+        app.outage = None
+        assert await _login(client, ALICE, "right") == 200
+        for _ in range(5):
+            assert await _login(client, ALICE) == 401
+        with pytest.raises(LockedOutError):
+            await _login(client, ALICE)
+    stats = guard.statistics()
+    assert (stats.unknown_logins, stats.failed_logins, stats.identities) == (4, 5, 1)
 
 
 async def test_the_real_retry_layer_does_not_resend_a_failed_login(
@@ -227,12 +275,12 @@ async def test_the_real_retry_layer_does_not_resend_a_failed_login(
     assert app.attempts[ALICE] == 1
 
 
-async def test_a_cancelled_login_counts_nothing_and_frees_the_identity(
+async def test_a_cancelled_login_counts_as_possibly_failed_and_frees_the_identity(
     login_server: tuple[LoginApp, RunningServer], clock: VirtualClock
 ) -> None:
     app, server = login_server
     app.hang = True
-    guard = LockoutGuard(clock=clock)
+    guard = LockoutGuard(clock=clock, share=0.2)  # 2 of 10
     results: list[object] = []
     async with _client(guard, server.url) as client:
         async with anyio.create_task_group() as tg:
@@ -244,14 +292,20 @@ async def test_a_cancelled_login_counts_nothing_and_frees_the_identity(
             assert guard.statistics().waiting == 3
             tg.cancel_scope.cancel()
         assert guard.statistics().waiting == 0
+        # The vendor had the login: it may count it. The queued ones were never sent.
+        stats = guard.statistics()
+        assert (stats.unknown_logins, stats.identities, stats.rejected) == (1, 1, 0)
         app.hang = False
-        assert await _login(client, ALICE, "right") == 200
+        assert await _login(client, ALICE) == 401
+        with pytest.raises(LockedOutError, match="budget is spent"):
+            await _login(client, ALICE)
     assert results == []
-    stats = guard.statistics()
-    assert (stats.failed_logins, stats.rejected, stats.identities) == (0, 0, 0)
+    assert app.attempts[ALICE] == 2
 
 
-async def test_a_transport_error_on_a_login_is_not_a_failed_login(clock: VirtualClock) -> None:
+async def test_a_transport_error_before_sending_is_not_a_failed_login(
+    clock: VirtualClock,
+) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
@@ -261,7 +315,33 @@ async def test_a_transport_error_on_a_login_is_not_a_failed_login(clock: Virtual
         for _ in range(8):
             with pytest.raises(httpx.ConnectError):
                 await c.post("/login", json={"email": ALICE, "password": "x"})
-    assert guard.statistics().failed_logins == 0
+    stats = guard.statistics()
+    assert (stats.logins, stats.failed_logins, stats.unknown_logins) == (8, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError],
+)
+async def test_a_failure_after_sending_counts_against_the_budget(
+    clock: VirtualClock, error: type[httpx.RequestError]
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        raise error("cut", request=request)
+
+    guard = LockoutGuard(clock=clock)
+    transport = Stack(guard, Classify(LoginClassifier())).transport(httpx.MockTransport(handler))
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.example.com") as c:
+        for _ in range(5):
+            with pytest.raises(error):
+                await c.post("/login", json={"email": ALICE, "password": "x"})
+        with pytest.raises(LockedOutError, match="budget is spent"):
+            await c.post("/login", json={"email": ALICE, "password": "x"})
+    assert len(sent) == 5
+    assert guard.statistics().unknown_logins == 5
 
 
 async def test_a_refusal_below_is_not_a_login(clock: VirtualClock) -> None:
@@ -274,7 +354,8 @@ async def test_a_refusal_below_is_not_a_login(clock: VirtualClock) -> None:
         for _ in range(8):
             with pytest.raises(resilience.CircuitOpenError):
                 await c.post("/login", json={"email": ALICE, "password": "x"})
-    assert (guard.statistics().failed_logins, guard.statistics().rejected) == (0, 0)
+    stats = guard.statistics()
+    assert (stats.failed_logins, stats.unknown_logins, stats.rejected) == (0, 0, 0)
 
 
 def test_bad_settings_are_refused() -> None:

@@ -48,6 +48,18 @@ def test_failures_up_to_the_budget_then_refused_until_the_oldest_leaves_the_wind
     assert check(new, 5, WINDOW, 900.0) is None  # t=0 has left the window
 
 
+def test_an_unanswered_login_counts_like_a_failed_one() -> None:
+    account = None
+    for i in range(4):
+        account = _apply(account, Outcome.UNKNOWN if i % 2 else Outcome.FAILED, float(i))
+    new, engaged = record(
+        account, Outcome.UNKNOWN, allowed=5, window=WINDOW, lockout=600.0, now=10.0
+    )
+    assert engaged == Refusal("budget", 890.0)
+    assert new is not None
+    assert new.failures == (0.0, 1.0, 2.0, 3.0, 10.0)
+
+
 def test_the_vendor_lock_refuses_for_its_duration() -> None:
     new, engaged = record(None, Outcome.LOCKED, allowed=5, window=WINDOW, lockout=600.0, now=0.0)
     assert engaged == Refusal("locked", 600.0)
@@ -86,6 +98,7 @@ steps = st.lists(
     st.tuples(
         st.sampled_from(list(Outcome)),
         st.floats(min_value=0.0, max_value=400.0, allow_nan=False),
+        st.booleans(),  # for UNKNOWN: whether the vendor ran it as a failed login
     ),
     max_size=60,
 )
@@ -98,23 +111,23 @@ steps = st.lists(
     st.floats(min_value=0.05, max_value=1.0),
 )
 def test_a_client_that_obeys_the_guard_never_reaches_the_vendor_limit(
-    sequence: list[tuple[Outcome, float]], limit: int, share: float
+    sequence: list[tuple[Outcome, float, bool]], limit: int, share: float
 ) -> None:
     """Logins are only sent when ``check`` allows them; the vendor's count never hits its limit
-    (for limits above one) within any window."""
+    (for limits above one) within any window, whatever the unanswered logins were."""
     allowed = budget(limit, share)
     account: Account | None = None
     now = 0.0
     sent_failures: list[float] = []
-    for outcome, dt in sequence:
+    for outcome, dt, counted in sequence:
         now += dt
         refusal = check(account, allowed, WINDOW, now)
         if refusal is not None:
             assert refusal.retry_after > 0
             continue
-        if outcome is Outcome.FAILED:
+        if outcome is Outcome.FAILED or (outcome is Outcome.UNKNOWN and counted):
             sent_failures.append(now)
-        if outcome is Outcome.SUCCEEDED:
+        if outcome is Outcome.SUCCEEDED or (outcome is Outcome.UNKNOWN and not counted):
             sent_failures.clear()
         account, _ = record(account, outcome, allowed=allowed, window=WINDOW, lockout=60.0, now=now)
         in_window = [t for t in sent_failures if t > now - WINDOW]
