@@ -184,7 +184,7 @@ class LockoutGuard(Layer):
         outcome: Outcome,
         retry_after: float | None = None,
     ) -> None:
-        counts = self._counts
+        counts, ctx = self._counts, call_context(request)
         if outcome is Outcome.FAILED:
             counts["failed_logins"] += 1
         elif outcome is Outcome.UNKNOWN:
@@ -192,7 +192,7 @@ class LockoutGuard(Layer):
         elif outcome is Outcome.LOCKED:
             counts["lockouts_seen"] += 1
         if outcome in _SPENT:
-            self._failed[call_context(request)] = key
+            self._failed[ctx] = key
         lockout = retry_after if retry_after is not None else login.lockout
         now = self._clock.now()
         window = login.window
@@ -206,7 +206,6 @@ class LockoutGuard(Layer):
         )
         if engaged is not None:
             counts["engaged"] += 1
-            ctx = call_context(request)
             if ctx.listeners:
                 reason = "vendor lockout" if engaged.reason == "locked" else "local budget spent"
                 ctx.emit(
