@@ -58,7 +58,7 @@ def _listen(name: str, attributes: Mapping[str, object]) -> None:
     del name, attributes
 
 
-async def _open_transport(variant: str) -> httpx.AsyncBaseTransport:
+async def open_transport(variant: str) -> httpx.AsyncBaseTransport:
     clock = VirtualClock()
     breaker = CircuitBreaker(clock=clock, consecutive_failures=1, open_for=1e9, max_open_for=1e9)
     transport = breaker.wrap(Classify().wrap(httpx.MockTransport(_failing)))
@@ -69,7 +69,7 @@ async def _open_transport(variant: str) -> httpx.AsyncBaseTransport:
     return transport
 
 
-async def _reject_us(transport: httpx.AsyncBaseTransport, calls: int, listener: bool) -> float:
+async def reject_us(transport: httpx.AsyncBaseTransport, calls: int, listener: bool) -> float:
     requests = [httpx.Request("GET", URL) for _ in range(calls)]
     if listener:
         for request in requests:
@@ -99,7 +99,7 @@ REJECT_VARIANTS = {
 
 
 async def _timings() -> dict[str, list[float]]:
-    transports = {name: await _open_transport(v) for name, (v, _) in REJECT_VARIANTS.items()}
+    transports = {name: await open_transport(v) for name, (v, _) in REJECT_VARIANTS.items()}
     clock = VirtualClock()
     closed = CircuitBreaker(clock=clock).wrap(Classify().wrap(httpx.MockTransport(_ok)))
     bare = Classify().wrap(httpx.MockTransport(_ok))
@@ -107,38 +107,34 @@ async def _timings() -> dict[str, list[float]]:
     samples["closed: Classify"] = []
     samples["closed: CircuitBreaker + Classify"] = []
     for name, (_, listener) in REJECT_VARIANTS.items():  # warm up
-        await _reject_us(transports[name], 1_000, listener)
+        await reject_us(transports[name], 1_000, listener)
     await _pass_us(closed, 1_000)
     await _pass_us(bare, 1_000)
     for _ in range(ROUNDS):  # interleave, so drift hits every variant alike
         for name, (_, listener) in REJECT_VARIANTS.items():
-            samples[name].append(await _reject_us(transports[name], CALLS, listener))
+            samples[name].append(await reject_us(transports[name], CALLS, listener))
         samples["closed: Classify"].append(await _pass_us(bare, CALLS))
         samples["closed: CircuitBreaker + Classify"].append(await _pass_us(closed, CALLS))
     return samples
 
 
-def _memory_per_key() -> float:
-    """Bytes per circuit in the breaker's store, each key having seen one successful call."""
+async def memory_per_key(keys: int = MEMORY_KEYS) -> float:
+    """Bytes per circuit in the breaker's store, each of ``keys`` keys having seen one success."""
     clock = VirtualClock()
-    breaker = CircuitBreaker(clock=clock, max_keys=MEMORY_KEYS)
+    breaker = CircuitBreaker(clock=clock, max_keys=keys)
     transport = breaker.wrap(httpx.MockTransport(_ok))
-    requests = [httpx.Request("GET", f"https://h{i}.example.com/") for i in range(MEMORY_KEYS)]
-
-    async def run(batch: list[httpx.Request]) -> None:
-        for request in batch:
-            await transport.handle_async_request(request)
-
+    requests = [httpx.Request("GET", f"https://h{i}.example.com/") for i in range(keys)]
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    anyio.run(run, requests)
-    del requests  # the requests are the caller's, not the breaker's
+    for request in requests:
+        await transport.handle_async_request(request)
+    del requests, request  # the requests are the caller's, not the breaker's
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    assert breaker.statistics().keys == MEMORY_KEYS
-    return (after - before) / MEMORY_KEYS
+    assert breaker.statistics().keys == keys
+    return (after - before) / keys
 
 
 def _bound() -> list[dict[str, float]]:
@@ -180,7 +176,7 @@ def main() -> None:
     closed_overhead = min(samples["closed: CircuitBreaker + Classify"]) - min(
         samples["closed: Classify"]
     )
-    per_key = _memory_per_key()
+    per_key = anyio.run(memory_per_key)
     bound = _bound()
     worst_reject = max(min(samples[name]) for name in REJECT_VARIANTS)
     met = worst_reject <= GOAL_US

@@ -20,9 +20,11 @@ Rows:
   LockoutGuard, CircuitBreaker, Classify), tenacity, stamina, httpx-retries (the 200-task
   loopback row runs half the requests over 3 rounds: httpcore's 200-connection pools are slow
   for every variant);
-- retry amplification under a total outage (attempts sent per logical request, 200 callers);
-- 10,000 concurrent calls through one shared stack.
-Open-breaker rejection cost and memory per breaker key are in bench_breaker.py.
+- retry amplification under a total outage (attempts sent per logical request, 200 callers),
+  every variant set to retry a 503 up to 5 attempts;
+- 10,000 concurrent calls through one shared stack;
+- open-breaker rejection cost and memory per breaker key (bench_breaker.py's measures; it also
+  has the variants and the bound on keys held).
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import resilience
+from benchmarks import bench_breaker
 from benchmarks._loopback import loopback_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Call = Callable[[], Awaitable[None]]
+#: ``(inner transport, url) -> (client, call)``: one variant of a row, set up around ``inner``.
+Maker = Callable[[httpx.AsyncBaseTransport, str], tuple[httpx.AsyncClient, Call]]
 
 
 def full_stack(**retry: Any) -> resilience.Stack:
@@ -123,7 +128,7 @@ def make_httpx_retries(
     return client, _plain(client, url)
 
 
-VARIANTS: dict[str, Callable[[httpx.AsyncBaseTransport, str], tuple[httpx.AsyncClient, Call]]] = {
+VARIANTS: dict[str, Maker] = {
     "bare httpx": make_bare,
     "httpx-resilience (full stack)": make_stack,
     "tenacity": make_tenacity,
@@ -180,40 +185,134 @@ async def success_path(
     return {name: estimate(values) for name, values in samples.items()}
 
 
-async def amplification(url: str, callers: int = 200) -> dict[str, float]:
-    """Attempts sent per logical request when the server always answers 503."""
-    sent = {"n": 0}
+def _outage_variants(
+    tiny: resilience.Backoff,
+) -> dict[str, Maker]:
+    """One logical request each, retried on a 503 up to 5 attempts, waits shrunk to ~1 ms.
 
-    def down(request: httpx.Request) -> httpx.Response:
-        sent["n"] += 1
-        return httpx.Response(503)
+    The peers are set up as a user would to retry server errors: tenacity on the response's
+    status, stamina on ``raise_for_status()``'s 5xx, httpx-retries as it comes (503 is in its
+    default status list). The stack's breaker refuses without sending once it has opened.
+    """
+    import stamina
+    import tenacity
+    from httpx_retries import Retry, RetryTransport
 
-    tiny = resilience.Backoff(initial=0.0001, maximum=0.001)
-    results = {}
-    variants: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
-        "httpx-resilience full stack (backoff shrunk; the breaker opens)": lambda: full_stack(
-            backoff=tiny
-        ).transport(httpx.MockTransport(down)),
-        "naive retry (5 attempts)": lambda: httpx.MockTransport(down),
-    }
-    for name, make in variants.items():
-        sent["n"] = 0
-        client = httpx.AsyncClient(transport=make())
-        naive = name.startswith("naive")
+    def make_stack(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+        client = httpx.AsyncClient(transport=full_stack(backoff=tiny).transport(transport))
 
-        async def caller(client: httpx.AsyncClient = client, naive: bool = naive) -> None:
-            for _ in range(5 if naive else 1):
-                try:
-                    response = await client.get(url)
-                except resilience.RejectedError:
-                    return  # refused without sending: the open breaker at work
+        async def call() -> None:
+            try:
+                response = await client.get(url)
+            except resilience.RejectedError:
+                return  # refused without sending: the open breaker at work
+            await response.aclose()
+
+        return client, call
+
+    def make_naive(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+        client = httpx.AsyncClient(transport=transport)
+
+        async def call() -> None:
+            for _ in range(5):
+                response = await client.get(url)
                 await response.aclose()
                 if response.status_code < 500:
-                    break
+                    return
 
-        await asyncio.gather(*(caller() for _ in range(callers)))
+        return client, call
+
+    def make_tenacity(
+        transport: httpx.AsyncBaseTransport, url: str
+    ) -> tuple[httpx.AsyncClient, Call]:
+        client = httpx.AsyncClient(transport=transport)
+
+        @tenacity.retry(
+            stop=tenacity.stop_after_attempt(5),
+            wait=tenacity.wait_random_exponential(multiplier=0.0001, max=0.001),
+            retry=tenacity.retry_if_result(lambda response: response.status_code >= 500),
+            retry_error_callback=lambda state: state.outcome.result(),
+        )
+        async def get() -> httpx.Response:
+            response = await client.get(url)
+            await response.aclose()
+            return response
+
+        async def call() -> None:
+            await get()
+
+        return client, call
+
+    def make_stamina(
+        transport: httpx.AsyncBaseTransport, url: str
+    ) -> tuple[httpx.AsyncClient, Call]:
+        client = httpx.AsyncClient(transport=transport)
+
+        def server_error(exc: Exception) -> bool:
+            return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+
+        @stamina.retry(on=server_error, attempts=5, wait_initial=0.0001, wait_max=0.001)
+        async def get() -> None:
+            response = await client.get(url)
+            await response.aclose()
+            response.raise_for_status()
+
+        async def call() -> None:
+            try:
+                await get()
+            except httpx.HTTPStatusError:
+                return  # out of attempts
+
+        return client, call
+
+    def make_httpx_retries(
+        transport: httpx.AsyncBaseTransport, url: str
+    ) -> tuple[httpx.AsyncClient, Call]:
+        retry = Retry(total=4, backoff_factor=0.0001, max_backoff_wait=0.001)
+        client = httpx.AsyncClient(transport=RetryTransport(transport=transport, retry=retry))
+        return client, _plain(client, url)
+
+    return {
+        "httpx-resilience (full stack; the breaker opens)": make_stack,
+        "tenacity (5 attempts on 5xx)": make_tenacity,
+        "stamina (5 attempts on 5xx)": make_stamina,
+        "httpx-retries (Retry(total=4))": make_httpx_retries,
+        "naive retry (5 attempts)": make_naive,
+    }
+
+
+async def amplification(url: str, callers: int = 200) -> dict[str, float]:
+    """Attempts sent per logical request when the server always answers 503."""
+    import stamina.instrumentation
+
+    tiny = resilience.Backoff(initial=0.0001, maximum=0.001)
+    hooks = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([])  # it logs every retry it schedules
+    try:
+        results = await _count_attempts(_outage_variants(tiny), url, callers)
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(hooks)
+    return results
+
+
+async def _count_attempts(
+    variants: dict[str, Maker],
+    url: str,
+    callers: int,
+) -> dict[str, float]:
+    results = {}
+    for name, make in variants.items():
+        sent = 0
+
+        def down(request: httpx.Request) -> httpx.Response:
+            nonlocal sent
+            sent += 1
+            return httpx.Response(503)
+
+        client, call = make(httpx.MockTransport(down), url)
+        await asyncio.gather(*(call() for _ in range(callers)))
         await client.aclose()
-        results[name] = sent["n"] / callers
+        results[name] = sent / callers
     return results
 
 
@@ -232,6 +331,27 @@ async def many_concurrent(calls: int = 10_000) -> dict[str, float]:
         "succeeded": ok,
         "seconds": elapsed,
         "us_per_call": elapsed / calls * 1e6,
+    }
+
+
+async def breaker_costs(rounds: int, keys: int) -> dict[str, float]:
+    """Open-breaker rejection (best of ``rounds``) and memory per key, as bench_breaker.py has them.
+
+    A rejection is timed at the breaker's transport over MockTransport, a tripped circuit
+    refusing 20,000 calls a round; the memory is what the store holds per origin after ``keys``
+    origins made one call each.
+    """
+    transport = await bench_breaker.open_transport("tripped")
+    await bench_breaker.reject_us(transport, 1_000, listener=False)  # warm-up
+    timings = [
+        await bench_breaker.reject_us(transport, bench_breaker.CALLS, listener=False)
+        for _ in range(rounds)
+    ]
+    return {
+        "rejection_us": min(timings),
+        "rejection_rounds": rounds,
+        "bytes_per_key": await bench_breaker.memory_per_key(keys),
+        "keys": keys,
     }
 
 
@@ -348,6 +468,16 @@ async def main(quick: bool, processes: int) -> None:
     line = (
         f"10,000 concurrent calls through one stack: {many['succeeded']:.0f} succeeded in "
         f"{many['seconds']:.2f} s ({many['us_per_call']:.1f} µs/call)"
+    )
+    sections.append(line)
+    print(line + "\n", flush=True)
+    breaker = await breaker_costs(*((3, 20_000) if quick else (7, bench_breaker.MEMORY_KEYS)))
+    report["breaker"] = breaker
+    line = (
+        f"Circuit breaker: an open breaker refuses a call in {breaker['rejection_us']:.2f} µs "
+        f"(best of {breaker['rejection_rounds']} rounds of {bench_breaker.CALLS:,}; "
+        f"goal ≤ {bench_breaker.GOAL_US:.0f} µs); a key costs {breaker['bytes_per_key']:.0f} "
+        f"bytes held ({breaker['keys']:,} origins, one call each)"
     )
     sections.append(line)
     print(line)
