@@ -306,25 +306,40 @@ class CircuitBreaker(Layer):
         return store if isinstance(store, MemoryStore) else None
 
     async def _admit(self, request: httpx.Request, key: Hashable) -> Ticket:
-        now = self._clock.now()
-        store = self._store
+        """Admit a call to ``key`` through any store (raises :class:`CircuitOpenError`)."""
         memory = self._memory()
-        circuit = memory.get_now(key, now=now) if memory else await store.get(key, now=now)
-        decision = core.peek(circuit, now)
+        if memory is not None:
+            return self._admit_now(request, key, memory)
+        now = self._clock.now()
+        decision = core.peek(await self._store.get(key, now=now), now)
         if decision is None:
-            policy = self._policy
-
-            def transition(c: Circuit | None) -> tuple[Circuit | None, Decision]:
-                return core.admit(policy, c, now)
-
-            ttl = self._ttl(now)
-            decision = (
-                memory.update_now(key, transition, now=now, ttl=ttl)
-                if memory
-                else await store.update(key, transition, now=now, ttl=ttl)
+            decision = await self._store.update(
+                key, self._admission(now), now=now, ttl=self._ttl(now)
             )
-            if decision.change is not None:
-                self._changed(key, decision.change, request)
+        return self._ticket(request, key, decision)
+
+    def _admit_now(
+        self, request: httpx.Request, key: Hashable, memory: MemoryStore[Circuit]
+    ) -> Ticket:
+        """:meth:`_admit` for the in-memory store, without a coroutine (an open circuit's path)."""
+        now = self._clock.now()
+        decision = core.peek(memory.get_now(key, now=now), now)
+        if decision is None:
+            decision = memory.update_now(key, self._admission(now), now=now, ttl=self._ttl(now))
+        return self._ticket(request, key, decision)
+
+    def _admission(self, now: float) -> Callable[[Circuit | None], tuple[Circuit | None, Decision]]:
+        policy = self._policy
+
+        def transition(c: Circuit | None) -> tuple[Circuit | None, Decision]:
+            return core.admit(policy, c, now)
+
+        return transition
+
+    def _ticket(self, request: httpx.Request, key: Hashable, decision: Decision) -> Ticket:
+        """The ticket ``decision`` gives, counted; raises :class:`CircuitOpenError` if none."""
+        if decision.change is not None:
+            self._changed(key, decision.change, request)
         ticket = decision.ticket
         if ticket is None:
             raise self._reject(request, key, decision.retry_after)
@@ -423,11 +438,13 @@ class _BreakerTransport(LayerTransport):
         # A stored closed circuit admits whether or not it has expired (an expired one reads as
         # a fresh closed circuit), so the hot path needs neither the clock nor the core.
         entry = self._peek(key)
-        if memory is not None and (entry is None or entry[1].state is _CLOSED_STATE):
+        if memory is None:
+            ticket = await layer._admit(request, key)  # noqa: SLF001
+        elif entry is None or entry[1].state is _CLOSED_STATE:
             ticket = _CLOSED
             layer._counts["admitted"] += 1  # noqa: SLF001
-        else:
-            ticket = await layer._admit(request, key)  # noqa: SLF001
+        else:  # open or half-open: decided without awaiting, so a refusal costs no coroutine
+            ticket = layer._admit_now(request, key, memory)  # noqa: SLF001
         try:
             response = await self.inner.handle_async_request(request)
         except RejectedError:
