@@ -122,3 +122,18 @@ def test_the_telemetry_example_spells_out_its_defaults() -> None:
     defaults = resilience.Telemetry()
     assert shown["client_spans"] is defaults.client_spans is True
     assert shown["clock"] is defaults.clock is None
+
+
+def test_the_readmes_benchmark_tables_are_the_committed_run() -> None:
+    """Issue 7: the benchmark command reproduces the README's table.
+
+    Every table and summary line that ``benchmarks/compare.py`` wrote to
+    ``benchmarks/results/compare.md`` stands in the README's Benchmarks section as it is, so
+    a new run committed without the README (or a hand-edited figure) fails here.
+    """
+    results = README.parent / "benchmarks" / "results" / "compare.md"
+    section = _section("benchmarks")
+    blocks = [block for block in results.read_text(encoding="utf-8").split("\n\n") if block.strip()]
+    assert len(blocks) >= 7  # four success-path tables, the outage, 10,000 calls, the breaker
+    missing = [block.splitlines()[0] for block in blocks if block.strip() not in section]
+    assert missing == []
