@@ -23,7 +23,7 @@ from ._clock import DEFAULT_CLOCK, Clock
 from ._context import CONTEXT_KEY, call_context, classification_of, url_origin
 from ._exceptions import CircuitOpenError, RejectedError
 from ._layer import Layer, LayerTransport
-from ._redact import fingerprint
+from ._redact import key_fingerprint
 from ._store import MemoryStore, StateStore
 
 __all__ = [
@@ -278,7 +278,7 @@ class CircuitBreaker(Layer):
                 ctx.emit(
                     ev.BREAKER_STATE_CHANGED,
                     {
-                        ev.KEY: _hashed(key),
+                        ev.KEY: key_fingerprint(key),
                         ev.BREAKER_STATE: change.new.value,
                         ev.PREVIOUS_STATE: change.old.value,
                     },
@@ -290,7 +290,7 @@ class CircuitBreaker(Layer):
         self._counts["rejected"] += 1
         ctx = call_context(request)
         if ctx.listeners:
-            attributes: dict[str, object] = {ev.KEY: _hashed(key)}
+            attributes: dict[str, object] = {ev.KEY: key_fingerprint(key)}
             if retry_after is not None:
                 attributes[ev.RETRY_AFTER] = retry_after
             ctx.emit(ev.BREAKER_REJECTED, attributes)
@@ -386,10 +386,6 @@ def _notify(listener: StateListener, key: Hashable, change: Change) -> None:
         listener(key, change.old, change.new)
     except Exception:  # noqa: BLE001 - a listener's bug must not fail the call
         _log.exception("circuit breaker state listener %r failed", listener)
-
-
-def _hashed(key: Hashable) -> str:
-    return fingerprint(repr(key))
 
 
 def _snapshot(policy: BreakerPolicy, circuit: Circuit | None, now: float) -> CircuitStatistics:

@@ -32,14 +32,13 @@ from ._context import (
 from ._exceptions import RateLimitedError
 from ._gate_core import Verdict, admit, extend
 from ._layer import Layer, LayerTransport
-from ._redact import SENSITIVE_HEADERS, credential_fingerprint, fingerprint
+from ._redact import SENSITIVE_HEADERS, credential_fingerprint, key_fingerprint
 from ._store import MemoryStore
 
 __all__ = [
     "RetryAfterGate",
     "RetryAfterGateStatistics",
     "default_key",
-    "hashed_key",
     "key_for",
     "verdict_on",
 ]
@@ -115,11 +114,6 @@ def verdict_on(
     if response.status_code < 400 and ctx.classifier is DEFAULT_CLASSIFIER:
         return None
     return classification_of(request, response, ctx)
-
-
-def hashed_key(key: Hashable) -> str:
-    """A key as it may appear in telemetry: a one-way fingerprint."""
-    return fingerprint(repr(key))
 
 
 @attrs.frozen
@@ -255,7 +249,7 @@ class _GateTransport(LayerTransport):
                 if ctx.listeners:
                     ctx.emit(
                         ev.GATE_REJECTED,
-                        {ev.KEY: hashed_key(key), ev.RETRY_AFTER: decision.remaining},
+                        {ev.KEY: key_fingerprint(key), ev.RETRY_AFTER: decision.remaining},
                     )
                 raise RateLimitedError(
                     f"{request.url.host} is held by Retry-After for {decision.remaining:.3g} s"
@@ -265,7 +259,7 @@ class _GateTransport(LayerTransport):
                 )
             self._counters.waits += 1
             if ctx.listeners:
-                ctx.emit(ev.GATE_WAIT, {ev.KEY: hashed_key(key), ev.DELAY: decision.remaining})
+                ctx.emit(ev.GATE_WAIT, {ev.KEY: key_fingerprint(key), ev.DELAY: decision.remaining})
             await clock.sleep(decision.remaining)
             waited = max(clock.now() - now, decision.remaining)
             ctx.waited += waited

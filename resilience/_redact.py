@@ -7,7 +7,9 @@ their userinfo and query values, and text loses any credential the request carri
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+from collections.abc import Hashable
 
 import httpx
 
@@ -15,6 +17,7 @@ __all__ = [
     "SENSITIVE_HEADERS",
     "credential_fingerprint",
     "fingerprint",
+    "key_fingerprint",
     "redact_text",
     "redact_url",
     "request_secrets",
@@ -97,6 +100,18 @@ def fingerprint(*parts: str) -> str:
     """
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def key_fingerprint(key: Hashable) -> str:
+    """A layer's key (an origin, a gate or budget key) as telemetry may show it: a fingerprint.
+
+    Cached: every rejection or wait a listener hears names its key, and a SHA-256 of its repr
+    cost more than the rest of a refusal's event. A layer holds a few keys at a time, and the
+    cache holds the 4096 most recent. Keys that compare equal are one key to a store, and
+    share a fingerprint here too.
+    """
+    return fingerprint(repr(key))
 
 
 def credential_fingerprint(request: httpx.Request) -> str:

@@ -22,8 +22,9 @@ from ._classification import Classification, Kind
 from ._clock import DEFAULT_CLOCK, Clock
 from ._context import CONTEXT_KEY, CallContext, call_context, classification_of
 from ._exceptions import DeadlineExceededError, RejectedError
-from ._gate import default_key, hashed_key, key_for, verdict_on
+from ._gate import default_key, key_for, verdict_on
 from ._layer import Layer, LayerLike, LayerTransport
+from ._redact import key_fingerprint
 from ._retry_core import DEADLINE, NOT_RETRYABLE, Decision, decide
 
 __all__ = ["DEFAULT_MAX_RETRY_AFTER", "Retry"]
@@ -275,7 +276,7 @@ class _RetryTransport(LayerTransport):
         if budget is not None and not budget.withdraw(key, now=self._clock.now()):
             if ctx.listeners:
                 attributes = {ev.ATTEMPT: attempt, ev.KIND: verdict.kind.value}
-                ctx.emit(ev.BUDGET_EXHAUSTED, {**attributes, ev.KEY: hashed_key(key)})
+                ctx.emit(ev.BUDGET_EXHAUSTED, {**attributes, ev.KEY: key_fingerprint(key)})
                 ctx.emit(ev.RETRY_GIVEN_UP, {**attributes, ev.REASON: "budget_exhausted"})
             return False
         return True

@@ -6,7 +6,7 @@ import httpx
 
 from resilience import fingerprint
 from resilience._context import call_context
-from resilience._redact import credential_fingerprint, redact_text, redact_url
+from resilience._redact import credential_fingerprint, key_fingerprint, redact_text, redact_url
 
 
 def test_redact_url_drops_userinfo_and_query_values() -> None:
@@ -30,6 +30,16 @@ def test_fingerprints_are_stable_short_and_one_way() -> None:
     assert a != fingerprint("alice@example.comacme")
     assert len(a) == 16
     assert "alice" not in a
+
+
+def test_key_fingerprint_is_the_fingerprint_of_the_keys_repr_remembered() -> None:
+    key_fingerprint.cache_clear()
+    origin = ("https", "api.example.com", 443)
+    assert key_fingerprint(origin) == fingerprint(repr(origin))
+    assert key_fingerprint(("https", "api.example.com", 443)) == fingerprint(repr(origin))
+    assert key_fingerprint(("https", "other.example.com", 443)) != key_fingerprint(origin)
+    info = key_fingerprint.cache_info()
+    assert (info.hits, info.misses) == (2, 2)  # two origins, each hashed once
 
 
 def test_credential_fingerprint_tells_keys_apart() -> None:
