@@ -342,7 +342,7 @@ async def breaker_costs(quick: bool) -> dict[str, float]:
     """
     from benchmarks import bench_breaker  # not at the top: the timed child processes skip it
 
-    rounds, keys = (3, 20_000) if quick else (bench_breaker.ROUNDS, bench_breaker.MEMORY_KEYS)
+    rounds, keys = (10, 20_000) if quick else (bench_breaker.ROUNDS, bench_breaker.MEMORY_KEYS)
     calls = bench_breaker.CALLS
     transport = await bench_breaker.open_transport("tripped")
     await bench_breaker.reject_us(transport, 1_000, listener=False)  # warm-up
