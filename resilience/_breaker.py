@@ -306,10 +306,10 @@ class CircuitBreaker(Layer):
         return store if isinstance(store, MemoryStore) else None
 
     async def _admit(self, request: httpx.Request, key: Hashable) -> Ticket:
-        """Admit a call to ``key`` through any store (raises :class:`CircuitOpenError`)."""
-        memory = self._memory()
-        if memory is not None:
-            return self._admit_now(request, key, memory)
+        """Admit a call to ``key`` through a store that is awaited (raises CircuitOpenError).
+
+        The in-memory store is driven by :meth:`_admit_now` instead.
+        """
         now = self._clock.now()
         decision = core.peek(await self._store.get(key, now=now), now)
         if decision is None:
