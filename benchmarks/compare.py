@@ -187,7 +187,7 @@ async def success_path(
 def _outage_variants(
     tiny: resilience.Backoff,
 ) -> dict[str, Maker]:
-    """One logical request each, retried on a 503 up to 5 attempts, waits shrunk to ~1 ms.
+    """One logical request each, retried on a 503 up to 5 attempts, waiting as ``tiny`` says.
 
     The peers are set up as a user would to retry server errors: tenacity on the response's
     status, stamina on ``raise_for_status()``'s 5xx, httpx-retries as it comes (503 is in its
@@ -196,6 +196,8 @@ def _outage_variants(
     import stamina
     import tenacity
     from httpx_retries import Retry, RetryTransport
+
+    first, most = tiny.initial, tiny.maximum  # the peers wait as the stack's backoff does
 
     def make_stack(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
         client = httpx.AsyncClient(transport=full_stack(backoff=tiny).transport(transport))
@@ -228,7 +230,7 @@ def _outage_variants(
 
         @tenacity.retry(
             stop=tenacity.stop_after_attempt(5),
-            wait=tenacity.wait_random_exponential(multiplier=0.0001, max=0.001),
+            wait=tenacity.wait_random_exponential(multiplier=first, max=most),
             retry=tenacity.retry_if_result(lambda response: response.status_code >= 500),
             retry_error_callback=lambda state: state.outcome.result(),
         )
@@ -250,7 +252,7 @@ def _outage_variants(
         def server_error(exc: Exception) -> bool:
             return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
 
-        @stamina.retry(on=server_error, attempts=5, wait_initial=0.0001, wait_max=0.001)
+        @stamina.retry(on=server_error, attempts=5, wait_initial=first, wait_max=most)
         async def get() -> None:
             response = await client.get(url)
             await response.aclose()
@@ -267,7 +269,7 @@ def _outage_variants(
     def make_httpx_retries(
         transport: httpx.AsyncBaseTransport, url: str
     ) -> tuple[httpx.AsyncClient, Call]:
-        retry = Retry(total=4, backoff_factor=0.0001, max_backoff_wait=0.001)
+        retry = Retry(total=4, backoff_factor=first, max_backoff_wait=most)
         client = httpx.AsyncClient(transport=RetryTransport(transport=transport, retry=retry))
         return client, _plain(client, url)
 
