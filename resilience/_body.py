@@ -8,7 +8,9 @@ yields those chunks again before the rest of the original stream.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import httpx
 
@@ -93,20 +95,70 @@ async def peek(response: httpx.Response, limit: int = DEFAULT_PEEK_LIMIT) -> byt
 
 
 def decoded_prefix(headers: httpx.Headers, raw: bytes, limit: int = DEFAULT_PEEK_LIMIT) -> bytes:
-    """Undo ``Content-Encoding`` on a possibly truncated prefix, best effort.
+    """Undo ``Content-Encoding`` on a possibly truncated prefix, best effort, within ``limit``.
 
     Returns the decoded bytes (at most ``limit``), or ``b""`` when they cannot be decoded:
-    the classification then falls back to the status line.
+    the classification then falls back to the status line. Each encoding is undone only as far
+    as ``limit`` bytes of its output, so a compression bomb (64 KiB of gzip that would inflate to
+    64 MiB, or gzip inside gzip) costs no more memory than the bound. Encodings httpx does not
+    know are skipped, as httpx itself skips them.
     """
     if not raw:
         return b""
-    if "content-encoding" not in headers:
-        return raw[:limit]
-    probe = httpx.Response(200, headers={"content-encoding": headers["content-encoding"]})
+    data = raw
+    # "gzip, br" was gzipped first: the last encoding listed is undone first.
+    for encoding in reversed(headers.get_list("content-encoding", split_commas=True)):
+        decoded = _undo(encoding.strip().lower(), data, limit)
+        if decoded is None:
+            return b""
+        data = decoded
+    return data[:limit]
+
+
+#: zlib's window bits for a gzip member, a zlib stream and raw deflate.
+_GZIP, _ZLIB, _RAW_DEFLATE = zlib.MAX_WBITS | 16, zlib.MAX_WBITS, -zlib.MAX_WBITS
+#: Input fed at a time to a decoder that cannot bound its output (brotli, zstd). Neither format
+#: inflates a step this small past a few MiB.
+_STEP = 16
+
+
+def _undo(encoding: str, data: bytes, limit: int) -> bytes | None:
+    """``data`` with one content-coding undone, at most ``limit`` bytes; None if it is corrupt."""
+    if encoding in ("", "identity"):
+        return data
     try:
-        # httpx's own decoders (gzip, deflate, br and zstd where installed); a truncated
-        # prefix decodes as far as it goes.
-        decoder = probe._get_content_decoder()  # noqa: SLF001 - httpx has no public hook
-        return decoder.decode(raw)[:limit]
+        if encoding == "gzip":
+            return zlib.decompressobj(_GZIP).decompress(data, limit)
+        if encoding == "deflate":  # RFC 9110 says zlib; some servers send raw deflate
+            try:
+                return zlib.decompressobj(_ZLIB).decompress(data, limit)
+            except zlib.error:
+                return zlib.decompressobj(_RAW_DEFLATE).decompress(data, limit)
+    except zlib.error:
+        return None
+    # br and zstd, when their packages are installed: httpx's own decoders, fed in small steps.
+    probe = httpx.Response(200, headers={"content-encoding": encoding})
+    decoder = probe._get_content_decoder()  # noqa: SLF001 - httpx has no public hook
+    if isinstance(decoder, httpx._decoders.IdentityDecoder):  # noqa: SLF001 - unknown to httpx
+        return data
+    return _stepped(decoder, data, limit)
+
+
+def _stepped(decoder: _Decoder, data: bytes, limit: int) -> bytes | None:
+    """``data`` through ``decoder`` a few bytes at a time, until ``limit`` bytes come out."""
+    out: list[bytes] = []
+    size = 0
+    try:
+        for start in range(0, len(data), _STEP):
+            piece = decoder.decode(data[start : start + _STEP])
+            out.append(piece)
+            size += len(piece)
+            if size >= limit:
+                break
     except (httpx.DecodingError, ValueError):
-        return b""
+        return None
+    return b"".join(out)[:limit]
+
+
+class _Decoder(Protocol):
+    def decode(self, data: bytes) -> bytes: ...

@@ -31,6 +31,9 @@ def _huge_body() -> bytes:
 
 
 HUGE_BODY = _huge_body()
+#: 16 MiB of error body in about 16 KiB of gzip: what a bound on the peeked bytes alone would
+#: still inflate in full.
+GZIP_BOMB_BODY = b'{"error": "bad field", "pad": "' + b"x" * (16 * 1024 * 1024) + b'"}'
 
 # path -> (status, headers, body); bodies are bytes sent in one piece.
 FIXED: dict[str, tuple[int, list[tuple[bytes, bytes]], bytes]] = {
@@ -45,6 +48,11 @@ FIXED: dict[str, tuple[int, list[tuple[bytes, bytes]], bytes]] = {
         422,
         [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")],
         gzip.compress(b'{"error": "bad field", "code": "validation_error"}'),
+    ),
+    "/gzip-bomb": (
+        422,
+        [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")],
+        gzip.compress(GZIP_BOMB_BODY, compresslevel=9),
     ),
     "/ok": (200, [(b"content-type", b"text/plain")], b"fine"),
 }

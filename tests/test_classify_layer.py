@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-from collections.abc import AsyncIterator
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ import resilience
 from adapters.simulators import RunningServer
 from resilience import Classify, Kind, Stack, outcome
 
-from .apps import CHUNK, CHUNKS, HUGE_BODY, HUGE_SIZE, PROXY_HTML
+from .apps import CHUNK, CHUNKS, GZIP_BOMB_BODY, HUGE_BODY, HUGE_SIZE, PROXY_HTML
 
 pytestmark = pytest.mark.anyio
 
@@ -58,6 +60,14 @@ async def test_proxy_html_is_still_readable(client: httpx.AsyncClient) -> None:
 async def test_gzip_error_body_is_decoded_for_the_user(client: httpx.AsyncClient) -> None:
     response = await client.get("/gzip")
     assert response.json() == {"error": "bad field", "code": "validation_error"}
+
+
+async def test_a_gzip_bomb_is_classified_and_still_reads_whole(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/gzip-bomb")
+    assert outcome(response).classification.kind is Kind.VALIDATION
+    assert response.content == GZIP_BOMB_BODY
 
 
 async def test_ten_megabyte_error_body_is_all_readable(client: httpx.AsyncClient) -> None:
@@ -160,3 +170,72 @@ def test_gzip_prefix_decoding_is_best_effort() -> None:
     assert resilience._body.decoded_prefix(headers, whole) == b'{"a": 1}'
     assert resilience._body.decoded_prefix(headers, b"not gzip at all") == b""
     assert resilience._body.decoded_prefix(httpx.Headers(), b"plain", limit=3) == b"pla"
+
+
+def _peak_bytes(function: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["gzip", "gzip-in-gzip"])
+def test_a_compression_bomb_is_inflated_only_as_far_as_the_bound(nested: bool) -> None:
+    """64 KiB of raw bytes that inflate to 64 MiB (or, nested, far more) cost about the bound."""
+    inflated = b"{" + b" " * (64 * 1024 * 1024)
+    raw = gzip.compress(inflated, compresslevel=9)
+    encoding = "gzip"
+    if nested:
+        raw, encoding = gzip.compress(raw, compresslevel=9), "gzip, gzip"
+    raw = raw[: resilience._body.DEFAULT_PEEK_LIMIT]  # what peek() hands on, at most
+    headers = httpx.Headers({"content-encoding": encoding})
+    prefix = resilience._body.decoded_prefix(headers, raw)
+    assert prefix == inflated[: resilience._body.DEFAULT_PEEK_LIMIT]
+    # The output and zlib's window, not the 64 MiB (tracemalloc counts Python's allocations).
+    assert _peak_bytes(lambda: resilience._body.decoded_prefix(headers, raw)) < 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("encoding", "raw"),
+    [
+        ("deflate", zlib.compress(b'{"a": 1}')),  # RFC 9110's deflate: a zlib stream
+        ("deflate", zlib.compress(b'{"a": 1}')[2:-4]),  # raw deflate, as some servers send
+        ("identity", b'{"a": 1}'),
+        ("x-unknown", b'{"a": 1}'),  # skipped, as httpx skips it
+        ("gzip, identity", gzip.compress(b'{"a": 1}')),
+        ("GZIP", gzip.compress(b'{"a": 1}')),
+    ],
+)
+def test_each_content_coding_is_undone(encoding: str, raw: bytes) -> None:
+    headers = httpx.Headers({"content-encoding": encoding})
+    assert resilience._body.decoded_prefix(headers, raw) == b'{"a": 1}'
+
+
+class _Inflating:
+    """A decoder that cannot bound its output (as httpx's brotli and zstd decoders cannot)."""
+
+    def __init__(self) -> None:
+        self.fed = 0
+
+    def decode(self, data: bytes) -> bytes:
+        if data == b"bad":
+            raise httpx.DecodingError("corrupt")
+        self.fed += len(data)
+        return data * 1000
+
+
+def test_a_decoder_without_a_bound_is_fed_in_small_steps() -> None:
+    decoder = _Inflating()
+    prefix = resilience._body._stepped(decoder, b"z" * 65_536, 65_536)
+    assert prefix == b"z" * 65_536
+    assert decoder.fed < 100  # stopped once the bound came out, not after all 64 KiB
+    assert resilience._body._stepped(_Inflating(), b"bad", 10) is None
+
+
+def test_a_truncated_gzip_prefix_decodes_as_far_as_it_goes() -> None:
+    whole = gzip.compress(bytes(range(256)) * 64)
+    headers = httpx.Headers({"content-encoding": "gzip"})
+    prefix = resilience._body.decoded_prefix(headers, whole[: len(whole) // 2])
+    assert (bytes(range(256)) * 64).startswith(prefix)
