@@ -337,7 +337,14 @@ _CALL_FIELDS = frozenset({"agent_id", "to_phone_number"})
 _CAMPAIGN_ACTIONS = {"pause": "paused", "resume": "running", "cancel": "cancelled"}
 
 
+#: The names the vendor's status table gives, where Python's ``http.HTTPStatus`` has since
+#: renamed them (RFC 9110; Python 3.13 says "Unprocessable Content").
+_VENDOR_PHRASES = {422: "Unprocessable Entity"}
+
+
 def _phrase(status: int) -> str:
+    if status in _VENDOR_PHRASES:
+        return _VENDOR_PHRASES[status]
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
