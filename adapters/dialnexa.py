@@ -13,7 +13,8 @@ What the adapter encodes (``../shared/vendor-docs/dialnexa-errors.md`` and the f
 - 409 on ``POST /calls`` saying the concurrency limit is reached created no call: retryable after a
   delay, for any method. Every other 409 (a state conflict) is not retried.
 - 429: ``Retry-After`` seconds; failing that, ``X-RateLimit-Reset`` (documented as a Unix
-  timestamp, but values like ``60`` are seen: small values are read as seconds from now).
+  timestamp, but values like ``60`` are seen: values up to a year are read as seconds from
+  now). A Unix value is measured against the response's ``Date``, and is never cut short.
 - There is no idempotency header: ``POST /calls`` is never resent once it may have reached the
   server (5xx, read timeout), whatever headers the caller added. A connect failure (nothing sent)
   is safe to retry.
@@ -24,7 +25,6 @@ honoured up to 60 s, a Retry-After gate per origin and API key, a circuit breake
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -48,31 +48,20 @@ __all__ = [
 
 #: How long to wait after a concurrency-limit 409 that carries no Retry-After (seconds).
 CONCURRENCY_RETRY_AFTER = 2.0
-#: X-RateLimit-Reset values below this are seconds from now, above it Unix time (2001-09-09).
-_EPOCH_THRESHOLD = 1_000_000_000
 
 
-def reset_delay(value: str | None, *, now: float) -> float | None:
+def reset_delay(value: str | None, *, now: float, date: str | None = None) -> float | None:
     """Seconds until an ``X-RateLimit-Reset`` value, or None for garbage.
 
     Args:
         value: The header: Unix seconds, Unix milliseconds, or (as seen in practice) seconds
-            from now.
-        now: The current Unix time.
+            from now, told apart by size (:func:`resilience.parse_ratelimit_reset`, ``"auto"``).
+        now: The current Unix time, for a Unix value on a response without a valid ``Date``.
+        date: The response's ``Date`` header: a Unix value is measured against the server's
+            own clock when it is there, so a skewed local clock neither shortens nor stretches
+            the wait.
     """
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(number) or number < 0:
-        return None
-    if number >= _EPOCH_THRESHOLD * 1000:  # milliseconds since the epoch
-        number = number / 1000 - now
-    elif number >= _EPOCH_THRESHOLD:
-        number -= now
-    return min(max(number, 0.0), 3600.0)
+    return resilience.parse_ratelimit_reset(value, date=date, wall=lambda: now)
 
 
 def _is_calls(request: httpx.Request) -> bool:
@@ -128,7 +117,10 @@ class DialNexaClassifier(resilience.HTTPClassifier):
         """``Retry-After``, else ``X-RateLimit-Reset`` on a 429."""
         delay = super().retry_after(response)
         if delay is None and response.status_code == 429:
-            delay = reset_delay(response.headers.get("x-ratelimit-reset"), now=self.wall())
+            headers = response.headers
+            delay = reset_delay(
+                headers.get("x-ratelimit-reset"), now=self.wall(), date=headers.get("date")
+            )
         return delay
 
 

@@ -40,7 +40,12 @@ from ._lockout import LockoutGuard, LockoutStatistics
 from ._outcome import Outcome, outcome, raise_for_error
 from ._redact import fingerprint
 from ._retry import Retry
-from ._retry_after import parse_http_date, parse_retry_after, rate_limit_delay
+from ._retry_after import (
+    parse_http_date,
+    parse_ratelimit_reset,
+    parse_retry_after,
+    rate_limit_delay,
+)
 from ._stack import Stack, StackTransport
 from ._telemetry import Telemetry
 from ._wrap import is_wrapped, wrap
@@ -98,6 +103,7 @@ __all__ = [
     "json_object",
     "outcome",
     "parse_http_date",
+    "parse_ratelimit_reset",
     "parse_retry_after",
     "raise_for_error",
     "rate_limit_delay",

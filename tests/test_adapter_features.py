@@ -176,7 +176,10 @@ def test_get2dial_reads_only_are_idempotent() -> None:
         (str(int(NOW + 30)), 30.0),
         (str(int((NOW + 12) * 1000)), 12.0),
         (str(int(NOW - 100)), 0.0),
-        ("99999999", 3600.0),
+        ("86400", 86400.0),  # a day: waited in full (or refused by max_retry_after), not cut
+        ("99999999", None),  # over a year from now, under any Unix time: absurd
+        ("1_0", None),  # float() would take these; a header value is digits
+        ("1e3", None),
         ("soon", None),
         ("-5", None),
         ("nan", None),
@@ -186,6 +189,24 @@ def test_get2dial_reads_only_are_idempotent() -> None:
 )
 def test_dialnexa_ratelimit_reset_forms(value: str | None, expected: float | None) -> None:
     assert dialnexa.reset_delay(value, now=NOW) == expected
+
+
+@pytest.mark.parametrize("skew", [-300.0, 0.0, 300.0])
+def test_dialnexa_reset_is_measured_against_the_servers_date(skew: float) -> None:
+    """A local clock five minutes off neither cuts the wait to nothing nor stretches it."""
+    server_now = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    classifier = dialnexa.DialNexaClassifier(wall=lambda: server_now + skew)
+    request = httpx.Request("GET", "https://x.test/v1/call-logs")
+    headers = {
+        "Date": "Wed, 21 Oct 2015 07:28:00 GMT",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(server_now + 30)),
+    }
+    verdict = classifier.classify_response(request, httpx.Response(429, headers=headers), b"")
+    assert verdict.retry_after == 30.0
+    del headers["Date"]  # without it, the local clock is all there is
+    verdict = classifier.classify_response(request, httpx.Response(429, headers=headers), b"")
+    assert verdict.retry_after == max(30.0 - skew, 0.0)
 
 
 def test_dialnexa_prefers_retry_after_to_the_reset_header() -> None:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilience import rate_limit_delay
-from resilience._retry_after import MAX_DELAY, parse_ratelimit, parse_ratelimit_reset
+from resilience import parse_ratelimit_reset, rate_limit_delay
+from resilience._retry_after import MAX_DELAY, parse_ratelimit
 
 NOW = 1_700_000_000.0
 NOW_DATE = "Tue, 14 Nov 2023 22:13:20 GMT"
