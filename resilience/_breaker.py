@@ -20,7 +20,13 @@ from . import _events as ev
 from ._batch import Batch
 from ._breaker_core import BreakerPolicy, Change, Circuit, CircuitState, Decision, Ticket
 from ._clock import DEFAULT_CLOCK, Clock
-from ._context import CONTEXT_KEY, call_context, classification_of, url_origin
+from ._context import (
+    CONTEXT_KEY,
+    call_context,
+    classification_of,
+    cut_by_attempt_timeout,
+    url_origin,
+)
 from ._exceptions import CircuitOpenError, RejectedError
 from ._layer import Layer, LayerTransport
 from ._redact import key_fingerprint
@@ -362,11 +368,11 @@ class CircuitBreaker(Layer):
             return core.record(policy, c, ticket, failed, now)
 
         ttl = self._ttl(now)
-        change = (
-            memory.update_now(key, transition, now=now, ttl=ttl)
-            if memory
-            else await self._store.update(key, transition, now=now, ttl=ttl)
-        )
+        if memory is not None:
+            change = memory.update_now(key, transition, now=now, ttl=ttl)
+        else:  # shielded: a verdict (a probe's above all) is written even if the call is cancelled
+            with anyio.CancelScope(shield=True):
+                change = await self._store.update(key, transition, now=now, ttl=ttl)
         if change is not None:
             self._changed(key, change, request)
 
@@ -450,8 +456,11 @@ class _BreakerTransport(LayerTransport):
             failed = classification_of(request, exc, ctx).counts_as_failure
             await layer._record(request, key, ticket, failed)  # noqa: SLF001
             raise
-        except BaseException:
-            await layer._release(key, ticket)  # noqa: SLF001 - cancelled: no verdict
+        except BaseException as exc:
+            if cut_by_attempt_timeout(ctx, exc):  # the server was too slow: a timeout
+                await layer._record(request, key, ticket, failed=True)  # noqa: SLF001
+            else:
+                await layer._release(key, ticket)  # noqa: SLF001 - cancelled: no verdict
             raise
         verdict = ctx.last  # what classification_of() answers first, without the call
         if verdict is None or ctx.last_source is not response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeAlias
 
+import anyio
 import httpx
 
 from ._classification import Classification
@@ -24,6 +25,7 @@ __all__ = [
     "Origin",
     "call_context",
     "classification_of",
+    "cut_by_attempt_timeout",
     "url_origin",
 ]
 
@@ -68,6 +70,7 @@ class CallContext:
     __slots__ = (
         "__weakref__",  # the lockout guard remembers failed logins per call, weakly
         "attempt_deadline",
+        "attempt_timeout",
         "attempts",
         "classifier",
         "deadline",
@@ -92,6 +95,9 @@ class CallContext:
         #: While the retry layer bounds an attempt: the anyio time at which it cuts it, so the
         #: attempt's span can tell a timeout from a cancellation.
         self.attempt_deadline: float | None = None
+        #: Whether that cut is the retry layer's ``attempt_timeout`` (the server was too slow:
+        #: a timeout, which the breaker counts) rather than what is left of the call's deadline.
+        self.attempt_timeout = False
         #: Listeners for decision events (see ``resilience._events``); telemetry adds one with
         #: listen(). A tuple, shared while empty: most calls have none and allocate nothing.
         self.listeners: tuple[Listener, ...] = ()
@@ -117,6 +123,22 @@ class CallContext:
             f"CallContext(classifier={self.classifier!r}, attempts={self.attempts}, "
             f"waited={self.waited!r}, last={self.last!r}, deadline={self.deadline!r})"
         )
+
+
+def cut_by_attempt_timeout(ctx: CallContext, exc: BaseException) -> bool:
+    """Whether ``exc`` is the retry layer's ``attempt_timeout`` cutting the attempt.
+
+    The retry layer cuts an attempt with a cancel scope, so a layer below it sees the event
+    loop's cancellation; past the cut's time, and when the cut is the attempt timeout's, that
+    cancellation stands for a timeout of the server.
+    """
+    deadline = ctx.attempt_deadline
+    return (
+        ctx.attempt_timeout
+        and deadline is not None
+        and isinstance(exc, anyio.get_cancelled_exc_class())
+        and anyio.current_time() >= deadline
+    )
 
 
 def call_context(request: httpx.Request) -> CallContext:

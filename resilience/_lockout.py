@@ -196,14 +196,17 @@ class LockoutGuard(Layer):
         lockout = retry_after if retry_after is not None else login.lockout
         now = self._clock.now()
         window = login.window
-        engaged = await self._store.update(
-            key,
-            lambda a: core.record(
-                a, outcome, allowed=allowed, window=window, lockout=lockout, now=now
-            ),
-            now=now,
-            ttl=lambda a: core.ttl(a, window, now),
-        )
+        # Shielded: a login's outcome is written even if the call is cancelled meanwhile (a store
+        # that awaits could otherwise drop a failed login, and the budget would not see it).
+        with anyio.CancelScope(shield=True):
+            engaged = await self._store.update(
+                key,
+                lambda a: core.record(
+                    a, outcome, allowed=allowed, window=window, lockout=lockout, now=now
+                ),
+                now=now,
+                ttl=lambda a: core.ttl(a, window, now),
+            )
         if engaged is not None:
             counts["engaged"] += 1
             if ctx.listeners:
@@ -267,8 +270,7 @@ class LockoutGuard(Layer):
             raise
         except BaseException:
             # Cancelled (or interrupted) while the login was out: the vendor may have run it.
-            with anyio.CancelScope(shield=True):
-                await self._record(request, key, login, allowed, Outcome.UNKNOWN)
+            await self._record(request, key, login, allowed, Outcome.UNKNOWN)
             raise
         verdict = classification_of(request, response)
         await self._record(request, key, login, allowed, _outcome(verdict), verdict.retry_after)

@@ -292,11 +292,12 @@ class _RetryTransport(LayerTransport):
             if left <= limit:
                 limit, by_deadline = left, True
         ctx.attempt_deadline = deadline = anyio.current_time() + limit
+        ctx.attempt_timeout = not by_deadline
         try:
             with anyio.CancelScope(deadline=deadline):
                 return await self.inner.handle_async_request(request)
         finally:
-            ctx.attempt_deadline = None
+            ctx.attempt_deadline, ctx.attempt_timeout = None, False
         # Only reached when the scope cut the attempt: it may have been sent.
         if by_deadline:
             raise self._deadline_exceeded(request, ctx, attempt)

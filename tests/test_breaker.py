@@ -154,6 +154,98 @@ async def test_timeouts_count(flaky: tuple[FlakyApp, RunningServer], clock: Virt
             await client.get("/status/200")
 
 
+def _timed_client(
+    breaker: CircuitBreaker, url: str, clock: VirtualClock, **retry: float
+) -> httpx.AsyncClient:
+    """One attempt per call, cut by the retry layer (``attempt_timeout=`` or ``deadline=``)."""
+    layer = resilience.Retry(attempts=1, clock=clock, budget=None, **retry)  # type: ignore[arg-type]
+    stack = Stack(layer, breaker, Classify())
+    return httpx.AsyncClient(base_url=url, transport=stack.transport(), timeout=5.0)
+
+
+async def test_attempts_cut_by_the_attempt_timeout_count_as_timeouts(
+    flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
+) -> None:
+    """A hung server that only the retry layer's attempt_timeout cuts still trips the breaker."""
+    app, server = flaky
+    breaker = CircuitBreaker(clock=clock, consecutive_failures=3)
+    async with _timed_client(breaker, server.url, clock, attempt_timeout=0.05) as client:
+        for _ in range(3):
+            with pytest.raises(httpx.TimeoutException, match="attempt timed out"):
+                await client.get("/hang")
+        with pytest.raises(CircuitOpenError):
+            await client.get("/status/200")
+    assert app.hits == 3
+    circuit = breaker.statistics(_key(server)).circuit
+    assert circuit is not None
+    assert (circuit.state, circuit.trips) == (OPEN, 1)
+
+
+async def test_a_hung_probe_cut_by_the_attempt_timeout_reopens_it_for_longer(
+    flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
+) -> None:
+    _, server = flaky
+    key = _key(server)
+    breaker = CircuitBreaker(clock=clock, consecutive_failures=1, open_for=4.0, half_open_probes=1)
+    async with _timed_client(breaker, server.url, clock, attempt_timeout=0.05) as client:
+        await _trip(client, breaker, key)
+        clock.advance(4.0)
+        with pytest.raises(httpx.TimeoutException):
+            await client.get("/hang")  # the probe
+    circuit = breaker.statistics(key).circuit
+    assert circuit is not None
+    assert (circuit.state, circuit.trips, circuit.probes_in_flight) == (OPEN, 2, 0)
+    assert circuit.retry_after == 8.0
+
+
+async def test_attempts_cut_by_the_calls_deadline_never_count(
+    flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
+) -> None:
+    """A deadline is one caller's budget; the circuit is shared: running out of it says nothing
+    about the server, so it counts as a cancellation does (not at all)."""
+    app, server = flaky
+    breaker = CircuitBreaker(clock=clock, consecutive_failures=1)
+    async with _timed_client(breaker, server.url, clock, deadline=0.05) as client:
+        for _ in range(3):
+            with pytest.raises(httpx.TimeoutException):
+                await client.get("/hang")
+        assert (await client.get("/status/200")).status_code == 200
+    assert app.hits == 4
+    circuit = breaker.statistics(_key(server)).circuit
+    assert circuit is not None
+    assert (circuit.state, circuit.calls, circuit.failures) == (CLOSED, 1, 0)
+
+
+async def test_a_verdict_is_written_to_an_awaited_store_even_if_the_call_is_cancelled(
+    clock: VirtualClock,
+) -> None:
+    """A probe's success lands while its caller is cancelled: the store still hears of it."""
+    scopes: list[anyio.CancelScope] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not scopes:
+            return httpx.Response(500)
+        scopes[-1].cancel()  # the caller gives up just as the answer arrives
+        return httpx.Response(200)
+
+    store = SuspendingStore[Circuit]()
+    breaker = CircuitBreaker(
+        clock=clock, consecutive_failures=1, open_for=1.0, half_open_probes=1, store=store
+    )
+    key = ("https", "api.example.com", 443)
+    transport = Stack(breaker, Classify()).transport(httpx.MockTransport(handler))
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/")
+        clock.advance(1.0)
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            # The probe. Unshielded, the store's write was where the cancellation landed.
+            await client.get("https://api.example.com/")
+    circuit = store.inner.get_now(key, now=clock.now())
+    assert circuit is not None
+    assert (circuit.state, circuit.probes) == (CLOSED, 0)
+
+
 async def test_cancelled_calls_never_count(
     flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
 ) -> None:

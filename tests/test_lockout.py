@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import anyio
@@ -15,6 +16,7 @@ from resilience import Classify, LockedOutError, LockoutGuard, Stack
 from resilience import _events as ev
 from resilience._layer import LayerLike
 from resilience.testing import VirtualClock
+from tests.stores import SuspendingStore
 from tests.test_breaker_support import Events, LoginApp, LoginClassifier, recording
 
 pytestmark = pytest.mark.anyio
@@ -301,6 +303,30 @@ async def test_a_cancelled_login_counts_as_possibly_failed_and_frees_the_identit
             await _login(client, ALICE)
     assert results == []
     assert app.attempts[ALICE] == 2
+
+
+async def test_a_failed_login_is_written_to_an_awaited_store_even_if_the_call_is_cancelled(
+    clock: VirtualClock,
+) -> None:
+    """Each 401 lands as its caller gives up: every one still counts against the budget."""
+    scopes: list[anyio.CancelScope] = []
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        scopes[-1].cancel()  # the caller's own timeout fires right after the answer
+        return httpx.Response(401)
+
+    guard = LockoutGuard(clock=clock, store=SuspendingStore())
+    transport = Stack(guard, Classify(LoginClassifier())).transport(httpx.MockTransport(handler))
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.example.com") as c:
+        for _ in range(12):
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                with contextlib.suppress(LockedOutError):
+                    await c.post("/login", json={"email": ALICE, "password": "x"})
+    assert len(sent) == 5  # half of the vendor's 10, whatever the callers did meanwhile
+    assert guard.statistics().failed_logins == 5
 
 
 async def test_a_transport_error_before_sending_is_not_a_failed_login(
