@@ -103,7 +103,11 @@ class RateLimitedError(RejectedError):
 
 
 class DeadlineExceededError(RejectedError, httpx.TimeoutException):
-    """The stack's total deadline ran out before the call could complete."""
+    """The stack's total deadline ran out before the next attempt: nothing more was sent.
+
+    An attempt that the deadline cuts in flight may have reached the server, so it raises a
+    plain :class:`httpx.TimeoutException` instead (a ``RejectedError`` promises no sending).
+    """
 
 
 class APIError(ResilienceError, httpx.HTTPStatusError):

@@ -298,19 +298,30 @@ class _RetryTransport(LayerTransport):
                 return await self.inner.handle_async_request(request)
         finally:
             ctx.attempt_deadline, ctx.attempt_timeout = None, False
-        # Only reached when the scope cut the attempt: it may have been sent.
+        # Only reached when the scope cut the attempt: it may have been sent, so what is raised
+        # is a timeout, never DeadlineExceededError (a RejectedError: "nothing was sent").
         if by_deadline:
-            raise self._deadline_exceeded(request, ctx, attempt)
-        exc = httpx.TimeoutException(f"attempt timed out after {limit:g} s", request=request)
+            if ctx.listeners:
+                ctx.emit(ev.DEADLINE_EXCEEDED, {ev.ATTEMPT: attempt, ev.REASON: "cut in flight"})
+            message = (
+                f"the call's deadline ran out during attempt {attempt}, which may have been sent"
+            )
+            reason = "deadline ran out during the attempt (maybe sent)"
+            retryable = failure = False  # nothing more may be sent; one caller's budget
+        else:
+            message = f"attempt timed out after {limit:g} s"
+            reason = f"attempt timeout after {limit:g} s (maybe sent)"
+            retryable = failure = True
+        exc = httpx.TimeoutException(message, request=request)
         ctx.record(
             exc,
             Classification(
                 kind=Kind.TIMEOUT,
-                retryable=True,
-                counts_as_failure=True,
+                retryable=retryable,
+                counts_as_failure=failure,
                 may_have_executed=True,
                 vendor=ctx.classifier.name,
-                reason=f"attempt timeout after {limit:g} s (maybe sent)",
+                reason=reason,
             ),
         )
         raise exc
