@@ -223,6 +223,7 @@ class HTTPClassifier:
 
     def retry_after(self, response: httpx.Response) -> float | None:
         """Seconds the response asks us to wait, from ``Retry-After``, or None."""
+        # Sent twice, the field arrives joined ("30, 30"): parse_retry_after takes the longest.
         value = response.headers.get("retry-after")
         if value is None:
             return None

@@ -95,11 +95,36 @@ def parse_retry_after(
 
     Returns:
         The delay (``>= 0``), 0 for a date in the past, or None for a missing, malformed,
-        negative or absurd value, or a date with no reference to measure it against.
+        negative or absurd value, or a date with no reference to measure it against. A header
+        sent twice arrives joined (``"30, 30"``, as httpx and the RFC join repeated fields): the
+        longest of the values that parse is the answer, so a duplicate never shortens the wait.
     """
     if value is None:
         return None
-    text = value.strip()
+    delay = _one_retry_after(value.strip(), date, wall)
+    if delay is None and "," in value:
+        delays = [_one_retry_after(v, date, wall) for v in _joined_values(value)]
+        delay = max((d for d in delays if d is not None), default=None)
+    return delay
+
+
+def _joined_values(value: str) -> list[str]:
+    """The values of a comma-joined field; an HTTP-date's own comma (``Sun, 06 Nov ...``) kept."""
+    pieces = [piece.strip() for piece in value.split(",")]
+    values: list[str] = []
+    i = 0
+    while i < len(pieces):
+        pair = f"{pieces[i]}, {pieces[i + 1]}" if i + 1 < len(pieces) else ""
+        if pair and parse_http_date(pair) is not None:
+            values.append(pair)
+            i += 2
+        else:
+            values.append(pieces[i])
+            i += 1
+    return values
+
+
+def _one_retry_after(text: str, date: str | None, wall: Callable[[], float] | None) -> float | None:
     if _DELAY.fullmatch(text):
         delay = float(text)
         return delay if delay <= MAX_DELAY else None

@@ -132,6 +132,18 @@ async def test_backoff_longer_than_retry_after_wins(
     assert clock.sleeps == [4.0]
 
 
+@pytest.mark.parametrize("values", [["30", "30"], ["5", "30"], ["soon", "30"]])
+async def test_a_retry_after_sent_twice_is_still_a_floor(
+    scripted: RunningServer, clock: VirtualClock, values: list[str]
+) -> None:
+    """Two Retry-After fields arrive joined ("5, 30"): the longest is waited, never none."""
+    params = [("s", "503,200"), *(("ra", value) for value in values)]
+    async with client(scripted, stack(clock)) as c:
+        response = await c.get(f"/script/{token()}", params=params)
+    assert response.status_code == 200
+    assert clock.sleeps == [30.0]
+
+
 async def test_retry_after_above_the_cap_comes_back_at_once(
     scripted: RunningServer, clock: VirtualClock
 ) -> None:

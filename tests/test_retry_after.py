@@ -78,3 +78,20 @@ def test_never_raises_never_negative(value: str, date: str | None, now: float) -
 @given(st.integers(0, int(MAX_DELAY)))
 def test_delay_seconds_round_trip(seconds: int) -> None:
     assert parse_retry_after(str(seconds)) == float(seconds)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("30, 30", 30.0),
+        ("5, 30", 30.0),
+        ("soon, 7", 7.0),
+        ("Wed, 21 Oct 2015 07:28:10 GMT, 20", 20.0),
+        ("Wed, 21 Oct 2015 07:28:10 GMT, Wed, 21 Oct 2015 07:28:40 GMT", 40.0),
+        (",", None),
+        ("soon, later", None),
+    ],
+)
+def test_a_field_sent_twice_gives_its_longest_value(value: str, expected: float | None) -> None:
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert parse_retry_after(value, date=date) == expected

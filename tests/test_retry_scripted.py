@@ -46,7 +46,8 @@ async def scripted_app(scope: Scope, receive: Receive, send: Send) -> None:
         body += message.get("body", b"")
         more = message.get("more_body", False)
     _, kind, token = scope["path"].split("/", 2)
-    query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+    lists = parse_qs(scope["query_string"].decode())
+    query = {k: v[0] for k, v in lists.items()}
     hits = HITS.setdefault(token, [])
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
     hits.append(Hit(scope["method"], body, headers))
@@ -55,8 +56,8 @@ async def scripted_app(scope: Scope, receive: Receive, send: Send) -> None:
     statuses = [int(s) for s in query.get("s", "200").split(",")]
     status = statuses[min(len(hits), len(statuses)) - 1]
     out = [(b"content-type", b"text/plain")]
-    if status >= 400 and "ra" in query:
-        out.append((b"retry-after", query["ra"].encode()))
+    if status >= 400:  # each ra=... a Retry-After field of its own (ra=30&ra=30: sent twice)
+        out.extend((b"retry-after", value.encode()) for value in lists.get("ra", []))
     payload = f"answer {len(hits)}: {status}".encode()
     out.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": out})
