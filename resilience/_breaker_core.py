@@ -304,7 +304,9 @@ def record(
         consecutive = circuit.consecutive + 1
         total = sum(calls)
         if (policy.consecutive_failures and consecutive >= policy.consecutive_failures) or (
-            total >= policy.minimum_calls and sum(failures) >= policy.failure_ratio * total
+            # A ratio, not failures >= ratio * total: 0.28 * 25 is 7.000000000000001, so 7
+            # failures in 25 would miss a ratio of 0.28; 7 / 25 is 0.28 exactly as a float.
+            total >= policy.minimum_calls and sum(failures) / total >= policy.failure_ratio
         ):
             return _trip(policy, circuit, now), Change(state, CircuitState.OPEN)
     updated = Circuit(

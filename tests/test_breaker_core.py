@@ -106,6 +106,21 @@ def test_the_failure_ratio_trips_only_with_minimum_calls() -> None:
     assert circuit.state is OPEN
 
 
+@pytest.mark.parametrize(
+    ("ratio", "calls"), [(0.5, 20), (0.28, 25), (0.14, 50), (0.07, 100), (0.7, 10), (0.1, 30)]
+)
+def test_exactly_the_failure_ratio_trips(ratio: float, calls: int) -> None:
+    """Where ``ratio * calls`` rounds up in floating point (0.28 * 25 = 7.000000000000001)."""
+    policy = BreakerPolicy(failure_ratio=ratio, minimum_calls=calls, consecutive_failures=0)
+    failures = round(ratio * calls)
+    one_short = _run(policy, [False] * (calls - failures + 1) + [True] * (failures - 1))
+    assert one_short is not None
+    assert one_short.state is CLOSED
+    circuit = _run(policy, [False] * (calls - failures) + [True] * failures)
+    assert circuit is not None
+    assert circuit.state is OPEN
+
+
 def test_consecutive_failures_zero_turns_the_run_off() -> None:
     relaxed = BreakerPolicy(minimum_calls=100, consecutive_failures=0)
     circuit = _run(relaxed, [True] * 50)
