@@ -42,6 +42,7 @@ __all__ = [
     "InvalidConfigurationError",
     "InvalidPaginationError",
     "InvalidSandboxPhoneNumberError",
+    "PageError",
     "SandboxFeatureUnsupportedError",
     "UnsupportedVendorError",
     "ValidationFailedError",
@@ -226,10 +227,13 @@ async def paginate(
 
     Raises:
         resilience.APIError: Any other error response (typed by its stable code).
+        PageError: A page that is not a JSON object with a list under ``items``, or a
+            ``next_page_url`` that leads back to a page already read (which would loop forever).
     """
     left = restarts
     next_url: str | None = url
     first = True
+    seen: set[str] = set()
     while next_url is not None:
         response = await client.get(next_url, params=params if first else None)
         first = False
@@ -240,8 +244,27 @@ async def paginate(
                 raise
             left -= 1
             next_url, first = url, True
+            seen.clear()
             continue
-        page = response.json()
-        for item in page.get(items, []) if isinstance(page, dict) else []:
+        found, next_url = _page(response, items)
+        for item in found:
             yield item
-        next_url = text(page.get("next_page_url")) if isinstance(page, dict) else None
+        seen.add(str(response.request.url))
+        if next_url is not None and str(response.request.url.join(next_url)) in seen:
+            raise PageError(f"next_page_url {next_url!r} leads back to a page already read")
+
+
+class PageError(ValueError):
+    """A list page that cannot be followed: not the documented ``{"data": [...], ...}``."""
+
+
+def _page(response: httpx.Response, items: str) -> tuple[list[object], str | None]:
+    """A list page's items and ``next_page_url``; PageError for anything else."""
+    page = resilience.json_object(response.content)
+    if page is None:
+        raise PageError(f"HTTP {response.status_code} list page is not a JSON object")
+    found = page.get(items)
+    if not isinstance(found, list):
+        what = type(found).__name__ if items in page else "nothing"
+        raise PageError(f"list page has {what} under {items!r}, not a list")
+    return found, text(page.get("next_page_url"))

@@ -114,6 +114,50 @@ async def test_paginate_gives_up_after_its_restarts() -> None:
             _ = [item async for item in dialstack.paginate(client, "/v1/items", restarts=2)]
 
 
+def _pages(pages: dict[str | None, httpx.Response]) -> httpx.AsyncClient:
+    """A DialStack client whose list pages are ``pages``, by their ``cursor``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return pages[request.url.params.get("cursor")]
+
+    transport = Stack(Classify(dialstack.classifier)).transport(httpx.MockTransport(handler))
+    return httpx.AsyncClient(base_url="https://api.dialstack.ai", transport=transport)
+
+
+@pytest.mark.parametrize(
+    ("page", "message"),
+    [
+        (httpx.Response(200, content=b"<html>maintenance</html>"), "not a JSON object"),
+        (httpx.Response(200, json=[1, 2]), "not a JSON object"),
+        (httpx.Response(200, json={"data": 3}), "int under 'data'"),
+        (httpx.Response(200, json={"data": "abc"}), "str under 'data'"),
+        (httpx.Response(200, json={"data": {"k": 1}}), "dict under 'data'"),
+        (httpx.Response(200, json={"items": [1]}), "nothing under 'data'"),
+    ],
+)
+async def test_paginate_refuses_a_page_that_is_not_a_list_page(
+    page: httpx.Response, message: str
+) -> None:
+    async with _pages({None: page}) as client:
+        with pytest.raises(dialstack.PageError, match=message):
+            _ = [item async for item in dialstack.paginate(client, "/v1/items")]
+
+
+@pytest.mark.parametrize("link", ["/v1/items", "https://api.dialstack.ai/v1/items?cursor=a"])
+async def test_paginate_stops_a_next_page_url_that_loops(link: str) -> None:
+    """A next_page_url back to a page already read would loop forever: it raises instead."""
+    pages = {
+        None: httpx.Response(200, json={"data": [1], "next_page_url": "/v1/items?cursor=a"}),
+        "a": httpx.Response(200, json={"data": [2], "next_page_url": link}),
+    }
+    yielded: list[object] = []
+    async with _pages(pages) as client:
+        with pytest.raises(dialstack.PageError, match="leads back to a page already read"):
+            async for item in dialstack.paginate(client, "/v1/items"):
+                yielded.append(item)
+    assert yielded == [1, 2]
+
+
 # -- Get2Dial ------------------------------------------------------------------------------
 
 
