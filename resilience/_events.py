@@ -8,6 +8,11 @@ Attribute values never carry secrets: no URLs with queries, credentials, emails 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._classification import Classification
+
 __all__ = [
     "ATTEMPT",
     "ATTEMPTS",
@@ -18,6 +23,7 @@ __all__ = [
     "DEADLINE_EXCEEDED",
     "DELAY",
     "DELAY_SOURCE",
+    "ERROR_CODE",
     "EVENT",
     "GATE_REJECTED",
     "GATE_WAIT",
@@ -29,10 +35,11 @@ __all__ = [
     "REASON",
     "RETRY_AFTER",
     "RETRY_GIVEN_UP",
+    "REQUEST_ID",
     "RETRY_SCHEDULED",
     "VENDOR",
     "WAITED",
-]
+]  # names only; vendor_ids() below is a helper for the layers that emit them
 
 # Events
 RETRY_SCHEDULED = "resilience.retry.scheduled"
@@ -57,6 +64,26 @@ KEY = "resilience.key"  # a *hashed* key (never an origin with credentials, neve
 BREAKER_STATE = "resilience.breaker.state"  # "closed" | "open" | "half_open"
 PREVIOUS_STATE = "resilience.breaker.previous_state"
 VENDOR = "resilience.vendor"
+REQUEST_ID = "resilience.vendor.request_id"  # the vendor's id of one response (X-Request-Id)
+ERROR_CODE = "resilience.vendor.error_code"  # the vendor's stable error code
+
+
+def vendor_ids(verdict: Classification) -> dict[str, str]:
+    """The vendor's request id and stable error code on ``verdict``, for support tickets.
+
+    Neither is a secret: the vendor made both to be quoted back to it. The id is cut to 128
+    characters, since a header of any size may carry it.
+    """
+    error = verdict.error
+    if error is None:
+        return {}
+    ids = {}
+    if error.request_id:
+        ids[REQUEST_ID] = error.request_id[:128]
+    if error.code:
+        ids[ERROR_CODE] = error.code
+    return ids
+
 
 # Attributes that telemetry itself sets (on spans and metrics)
 ATTEMPTS = "resilience.attempts"  # int: physical attempts a logical call made

@@ -197,6 +197,7 @@ class _RetryTransport(LayerTransport):
                         ev.DELAY_SOURCE: decision.source,
                         ev.ATTEMPT: attempt,
                         ev.KIND: verdict.kind.value,
+                        **ev.vendor_ids(verdict),
                     },
                 )
             await clock.sleep(decision.delay)
@@ -267,7 +268,11 @@ class _RetryTransport(LayerTransport):
         """Whether to go on with a retry ``decision``; report why not when it is refused."""
         if not decision.retry:
             if ctx.listeners and decision.reason != NOT_RETRYABLE:
-                attributes = {ev.ATTEMPT: attempt, ev.KIND: verdict.kind.value}
+                attributes = {
+                    ev.ATTEMPT: attempt,
+                    ev.KIND: verdict.kind.value,
+                    **ev.vendor_ids(verdict),
+                }
                 ctx.emit(ev.RETRY_GIVEN_UP, {**attributes, ev.REASON: decision.reason})
                 if decision.reason == DEADLINE:
                     ctx.emit(ev.DEADLINE_EXCEEDED, {**attributes, ev.REASON: "wait too long"})
@@ -275,7 +280,11 @@ class _RetryTransport(LayerTransport):
         budget = self._budget
         if budget is not None and not budget.withdraw(key, now=self._clock.now()):
             if ctx.listeners:
-                attributes = {ev.ATTEMPT: attempt, ev.KIND: verdict.kind.value}
+                attributes = {
+                    ev.ATTEMPT: attempt,
+                    ev.KIND: verdict.kind.value,
+                    **ev.vendor_ids(verdict),
+                }
                 ctx.emit(ev.BUDGET_EXHAUSTED, {**attributes, ev.KEY: key_fingerprint(key)})
                 ctx.emit(ev.RETRY_GIVEN_UP, {**attributes, ev.REASON: "budget_exhausted"})
             return False

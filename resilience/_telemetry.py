@@ -390,6 +390,8 @@ class CallRecorder:
         for name in (ev.KIND, ERROR_TYPE):
             if name in metric:
                 span.set_attribute(name, metric[name])
+        if verdict is not None and verdict.error is not None:  # for a support ticket
+            span.set_attributes(ev.vendor_ids(verdict))
         if failed:
             span.set_status(Status(StatusCode.ERROR))
         span.end()

@@ -19,6 +19,7 @@ import anyio
 import attrs
 import httpx
 import pytest
+from opentelemetry.trace import SpanKind
 
 import resilience
 from adapters import dialnexa, dialstack, get2dial
@@ -34,8 +35,10 @@ from adapters.simulators import dialstack as stack_sim
 from adapters.simulators import get2dial as g2d_sim
 from adapters.simulators._asgi import Request, Response
 from resilience import CircuitState, Kind, outcome, raise_for_error
+from resilience import _events as ev
 from resilience.testing import VirtualClock
 from tests.test_simulator_support import Served, serving
+from tests.test_telemetry_support import Otel, otel_fixture  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.anyio
 
@@ -341,6 +344,31 @@ async def test_dialstack_generation_failed_is_retried_as_documented(
     assert response.status_code == 201
     assert _statuses(sim, "POST", "/v1/devices/provision") == [500, 500, 201]
     assert outcome(response).attempts == 3
+
+
+async def test_dialstack_request_ids_and_codes_reach_the_trace(
+    served: Served, clock: VirtualClock, otel: Otel
+) -> None:
+    """The docs: record X-Request-Id on errors and spans. Each retried error's id is on its
+    retry event, and a call that ends in an error carries that error's id and stable code."""
+    sim = _install(served, DialStackSimulator(clock=clock.now))
+    sim.faults.add("status=503,method=GET,path=/v1/calls,count=1")
+    stack = resilience.Stack(*dialstack.stack(**_virtual(clock)).layers, telemetry=otel.telemetry())
+    async with httpx.AsyncClient(
+        base_url=served.url, transport=stack.transport(), headers=DS_AUTH
+    ) as client:
+        listed = await client.get("/v1/calls")
+        refused = await client.post("/v1/calls", json={})
+    assert (listed.status_code, refused.status_code) == (200, 400)
+    retried, failed = otel.spans(SpanKind.INTERNAL)
+    (scheduled,) = [e for e in retried.events if e.name == ev.RETRY_SCHEDULED]
+    first_id = scheduled.attributes[ev.REQUEST_ID]  # type: ignore[index]
+    assert str(first_id).startswith("req_")
+    assert first_id != listed.headers["x-request-id"]  # the 503's own, not the success's
+    assert ev.REQUEST_ID not in (retried.attributes or {})  # the call succeeded
+    assert failed.attributes is not None
+    assert failed.attributes[ev.REQUEST_ID] == refused.headers["x-request-id"]
+    assert failed.attributes[ev.ERROR_CODE] == "validation_error"
 
 
 # -- DialNexa: a POST /calls is a phone call, and there is no idempotency key ------------------
