@@ -20,6 +20,7 @@ from ._classifier import DEFAULT_CLASSIFIER, Classifier
 
 __all__ = [
     "CLASSIFICATION_KEY",
+    "AttemptCut",
     "CONTEXT_KEY",
     "CallContext",
     "Origin",
@@ -69,10 +70,9 @@ class CallContext:
 
     __slots__ = (
         "__weakref__",  # the lockout guard remembers failed logins per call, weakly
-        "attempt_deadline",
-        "attempt_timeout",
         "attempts",
         "classifier",
+        "cut",
         "deadline",
         "key",
         "last",
@@ -92,12 +92,8 @@ class CallContext:
         self.last_source: object = None
         #: Absolute time (on the stack's clock) after which nothing more may be sent, or None.
         self.deadline: float | None = None
-        #: While the retry layer bounds an attempt: the anyio time at which it cuts it, so the
-        #: attempt's span can tell a timeout from a cancellation.
-        self.attempt_deadline: float | None = None
-        #: Whether that cut is the retry layer's ``attempt_timeout`` (the server was too slow:
-        #: a timeout, which the breaker counts) rather than what is left of the call's deadline.
-        self.attempt_timeout = False
+        #: While the retry layer bounds an attempt: how and when it cuts it (see AttemptCut).
+        self.cut: AttemptCut | None = None
         #: Listeners for decision events (see ``resilience._events``); telemetry adds one with
         #: listen(). A tuple, shared while empty: most calls have none and allocate nothing.
         self.listeners: tuple[Listener, ...] = ()
@@ -125,6 +121,56 @@ class CallContext:
         )
 
 
+class AttemptCut:
+    """How the retry layer cuts the attempt in flight: a cancel scope, and why it is set.
+
+    Layers below read it: the breaker and the attempt's span tell a cut from a cancellation,
+    and the Retry-After gate moves the cut later by its own wait, which is no time of the
+    server's, and judges what the caller may wait by the caller's own deadline, not the cut's.
+
+    Attributes:
+        scope: The attempt's cancel scope; its ``deadline`` is the cut, in anyio time.
+        by_timeout: The cut is ``attempt_timeout`` (the server was too slow: a timeout, which
+            the breaker counts), not what is left of the call's ``deadline``.
+        cap: The call's deadline in anyio time (``inf`` without one): no cut moves past it.
+        caller_deadline: The caller's own effective deadline outside the scope (``inf``).
+    """
+
+    __slots__ = ("by_timeout", "caller_deadline", "cap", "scope")
+
+    def __init__(
+        self, scope: anyio.CancelScope, *, by_timeout: bool, cap: float, caller_deadline: float
+    ) -> None:
+        self.scope = scope
+        self.by_timeout = by_timeout
+        self.cap = cap
+        self.caller_deadline = caller_deadline
+
+    @property
+    def deadline(self) -> float:
+        """When the attempt is cut, in anyio time."""
+        return self.scope.deadline
+
+    def extend(self, seconds: float) -> None:
+        """Move an ``attempt_timeout`` cut ``seconds`` later (a wait before sending).
+
+        Never past the call's deadline: a cut moved that far is the deadline's from then on.
+        A deadline's cut does not move, since waits count against the deadline.
+        """
+        if not self.by_timeout or seconds <= 0:
+            return
+        wanted = self.scope.deadline + seconds
+        if wanted >= self.cap:
+            wanted, self.by_timeout = self.cap, False
+        self.scope.deadline = wanted
+
+    def caught(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is this cut (the loop's cancellation, at or past its time)."""
+        return isinstance(exc, anyio.get_cancelled_exc_class()) and (
+            anyio.current_time() >= self.scope.deadline
+        )
+
+
 def cut_by_attempt_timeout(ctx: CallContext, exc: BaseException) -> bool:
     """Whether ``exc`` is the retry layer's ``attempt_timeout`` cutting the attempt.
 
@@ -132,13 +178,8 @@ def cut_by_attempt_timeout(ctx: CallContext, exc: BaseException) -> bool:
     loop's cancellation; past the cut's time, and when the cut is the attempt timeout's, that
     cancellation stands for a timeout of the server.
     """
-    deadline = ctx.attempt_deadline
-    return (
-        ctx.attempt_timeout
-        and deadline is not None
-        and isinstance(exc, anyio.get_cancelled_exc_class())
-        and anyio.current_time() >= deadline
-    )
+    cut = ctx.cut
+    return cut is not None and cut.by_timeout and cut.caught(exc)
 
 
 def call_context(request: httpx.Request) -> CallContext:

@@ -147,7 +147,9 @@ def _may_wait(max_wait: float, ctx: CallContext, now: float) -> float:
     allowed = max_wait
     if ctx.deadline is not None:
         allowed = min(allowed, ctx.deadline - now)
-    scope_deadline = anyio.current_effective_deadline()
+    # Under the retry layer's cut, the caller's own deadline: the cut is moved past the wait.
+    cut = ctx.cut
+    scope_deadline = anyio.current_effective_deadline() if cut is None else cut.caller_deadline
     if not math.isinf(scope_deadline):
         allowed = min(allowed, scope_deadline - anyio.current_time())
     return allowed
@@ -260,6 +262,8 @@ class _GateTransport(LayerTransport):
             self._counters.waits += 1
             if ctx.listeners:
                 ctx.emit(ev.GATE_WAIT, {ev.KEY: key_fingerprint(key), ev.DELAY: decision.remaining})
+            if ctx.cut is not None:  # the wait is not the server's time: the attempt keeps its own
+                ctx.cut.extend(decision.remaining)
             await clock.sleep(decision.remaining)
             waited = max(clock.now() - now, decision.remaining)
             ctx.waited += waited

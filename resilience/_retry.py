@@ -20,7 +20,7 @@ from ._backoff import Backoff
 from ._budget import IDLE, RetryBudget
 from ._classification import Classification, Kind
 from ._clock import DEFAULT_CLOCK, Clock
-from ._context import CONTEXT_KEY, CallContext, call_context, classification_of
+from ._context import CONTEXT_KEY, AttemptCut, CallContext, call_context, classification_of
 from ._exceptions import DeadlineExceededError, RejectedError
 from ._gate import default_key, key_for, verdict_on
 from ._layer import Layer, LayerLike, LayerTransport
@@ -300,16 +300,21 @@ class _RetryTransport(LayerTransport):
             left = ctx.deadline - self._clock.now()
             if left <= limit:
                 limit, by_deadline = left, True
-        ctx.attempt_deadline = deadline = anyio.current_time() + limit
-        ctx.attempt_timeout = not by_deadline
-        try:
-            with anyio.CancelScope(deadline=deadline):
+        start = anyio.current_time()
+        cap = math.inf if ctx.deadline is None else start + left
+        caller_deadline = anyio.current_effective_deadline()
+        with anyio.CancelScope(deadline=start + limit) as scope:
+            cut = ctx.cut = AttemptCut(
+                scope, by_timeout=not by_deadline, cap=cap, caller_deadline=caller_deadline
+            )
+            try:
                 return await self.inner.handle_async_request(request)
-        finally:
-            ctx.attempt_deadline, ctx.attempt_timeout = None, False
+            finally:
+                ctx.cut = None
         # Only reached when the scope cut the attempt: it may have been sent, so what is raised
-        # is a timeout, never DeadlineExceededError (a RejectedError: "nothing was sent").
-        if by_deadline:
+        # is a timeout, never DeadlineExceededError (a RejectedError: "nothing was sent"). A
+        # gate's wait below may have moved an attempt_timeout cut as far as the deadline.
+        if not cut.by_timeout:
             if ctx.listeners:
                 ctx.emit(ev.DEADLINE_EXCEEDED, {ev.ATTEMPT: attempt, ev.REASON: "cut in flight"})
             message = (

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-import anyio
 import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -94,12 +93,8 @@ def _timed_out(recorder: CallRecorder, request: httpx.Request, exc: BaseExceptio
     loop's cancellation; past the cut's time, the attempt timed out and its span says so
     (``error.type`` ``TimeoutException``, status ERROR), as the call's does.
     """
-    deadline = recorder.ctx.attempt_deadline
-    if (
-        deadline is not None
-        and isinstance(exc, anyio.get_cancelled_exc_class())
-        and anyio.current_time() >= deadline
-    ):
+    cut = recorder.ctx.cut
+    if cut is not None and cut.caught(exc):
         return httpx.TimeoutException("attempt timed out", request=request)
     return exc
 

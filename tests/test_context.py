@@ -1,14 +1,18 @@
-"""The per-call context: origins read from httpx's parsed URL match the public URL parts."""
+"""The per-call context: origins read from httpx's parsed URL match the public URL parts, and
+the retry layer's cut of an attempt moves as a gate's wait asks."""
 
 from __future__ import annotations
 
+import math
+
+import anyio
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from resilience import CircuitBreaker
-from resilience._context import url_origin
+from resilience._context import AttemptCut, url_origin
 from resilience._gate import default_key
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -52,3 +56,27 @@ def test_the_breaker_and_the_gate_share_the_origin() -> None:
     breaker_key = CircuitBreaker().key_of(request)
     assert breaker_key == ("https", "api.test", 443)
     assert default_key(request)[:3] == breaker_key
+
+
+@pytest.mark.anyio
+async def test_a_gates_wait_moves_an_attempt_timeout_cut_but_never_past_the_deadline() -> None:
+    scope = anyio.CancelScope(deadline=100.0)
+    cut = AttemptCut(scope, by_timeout=True, cap=110.0, caller_deadline=math.inf)
+    cut.extend(4.0)
+    assert (cut.deadline, cut.by_timeout) == (104.0, True)
+    cut.extend(0.0)
+    cut.extend(-1.0)
+    assert cut.deadline == 104.0
+    cut.extend(20.0)  # as far as the call's deadline, which now decides the cut
+    assert (cut.deadline, cut.by_timeout) == (110.0, False)
+    cut.extend(5.0)
+    assert cut.deadline == 110.0
+
+
+@pytest.mark.anyio
+async def test_a_deadlines_cut_does_not_move() -> None:
+    cut = AttemptCut(
+        anyio.CancelScope(deadline=50.0), by_timeout=False, cap=50.0, caller_deadline=math.inf
+    )
+    cut.extend(10.0)
+    assert cut.deadline == 50.0

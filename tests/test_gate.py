@@ -188,6 +188,35 @@ async def test_the_cancel_scope_limits_the_wait(
     assert len(hits(t)) == 1
 
 
+async def test_an_attempt_timeout_does_not_limit_the_wait(
+    scripted: RunningServer, clock: VirtualClock
+) -> None:
+    """attempt_timeout bounds the server's time, not the gate's: a 3 s hold is waited out under
+    a 1 s attempt timeout, while the caller's own cancel scope still limits it."""
+    t = token()
+    gate = resilience.RetryAfterGate(clock=clock)
+    retry = resilience.Retry(clock=clock, attempts=1, attempt_timeout=1.0)
+    async with client(scripted, gated(clock, gate, retry=retry)) as c:
+        assert (await c.get(f"/script/{t}", params={"s": "429,200", "ra": "3"})).status_code == 429
+        with anyio.fail_after(2), pytest.raises(resilience.RateLimitedError):
+            await c.get(f"/script/{t}")  # the caller may wait 2 s, not 3
+        assert (await c.get(f"/script/{t}")).status_code == 200
+    assert clock.sleeps == [3.0]
+    assert len(hits(t)) == 2
+
+
+async def test_the_wait_does_not_eat_the_attempts_own_time(scripted: RunningServer) -> None:
+    """Real time: a 0.2 s hold, then an answer in 0.15 s, under a 0.3 s attempt timeout."""
+    t = token()
+    gate = resilience.RetryAfterGate()
+    retry = resilience.Retry(attempts=1, attempt_timeout=0.3)
+    async with client(scripted, gated(VirtualClock(), gate, retry=retry)) as c:
+        await c.post(f"/script/{t}", params={"s": "429,200", "ra": "0.2"})
+        response = await c.post(f"/script/{t}", params={"d": "0.15"})
+    assert response.status_code == 200
+    assert gate.statistics().waits == 1
+
+
 async def test_holds_are_per_credential(scripted: RunningServer, clock: VirtualClock) -> None:
     t = token()
     gate = resilience.RetryAfterGate(clock=clock, max_wait=0.0)

@@ -53,6 +53,8 @@ async def scripted_app(scope: Scope, receive: Receive, send: Send) -> None:
     hits.append(Hit(scope["method"], body, headers))
     if kind == "hang":
         await asyncio.sleep(5)
+    if "d" in query:  # a slow answer: d seconds
+        await asyncio.sleep(float(query["d"]))
     statuses = [int(s) for s in query.get("s", "200").split(",")]
     status = statuses[min(len(hits), len(statuses)) - 1]
     out = [(b"content-type", b"text/plain")]
