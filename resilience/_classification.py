@@ -122,7 +122,9 @@ class Login:
 
     Attributes:
         identity: Who is logging in, as a fingerprint (see ``resilience.fingerprint``); never
-            the email or username itself.
+            the email or username itself. The guard keeps one budget per identity, whatever
+            origin the login goes to, so make it name the vendor's account: Get2Dial's is
+            ``fingerprint("get2dial", email)``.
         max_failures: Failed logins after which the vendor locks the account.
         window: Seconds over which the vendor counts failed logins.
         lockout: Seconds the vendor locks the account for.

@@ -20,7 +20,6 @@ import httpx
 
 from . import _events as ev
 from . import _lockout_core as core
-from ._breaker import origin_key
 from ._classification import Classification, Kind, Login
 from ._clock import DEFAULT_CLOCK, Clock
 from ._context import CONTEXT_KEY, CallContext, call_context, classification_of
@@ -224,7 +223,9 @@ class LockoutGuard(Layer):
         self, inner: httpx.AsyncBaseTransport, request: httpx.Request, login: Login
     ) -> httpx.Response:
         ctx = call_context(request)
-        key = (origin_key(request), login.identity)
+        # The identity alone: one account has one budget whatever spelling of the vendor's host
+        # (a trailing dot, http or https, another mount) its logins go to.
+        key = login.identity
         allowed = core.budget(login.max_failures, self.share)
         if self._failed.get(ctx) == key:
             refusal = await self._check(key, login, allowed)

@@ -100,6 +100,23 @@ async def test_twenty_concurrent_wrong_passwords_spend_only_the_local_budget(
     assert ALICE not in repr(events)
 
 
+async def test_one_account_has_one_budget_under_every_spelling_of_the_host(
+    login_server: tuple[LoginApp, RunningServer], clock: VirtualClock
+) -> None:
+    """Two base URLs that reach the same vendor (an IP and a name here; a trailing dot, or http
+    and https, in the field) share the account's budget: five failures in all, not five each."""
+    app, server = login_server
+    guard = LockoutGuard(clock=clock)
+    by_name = f"http://localhost:{server.port}"
+    async with _client(guard, server.url) as by_ip, _client(guard, by_name) as named:
+        statuses = [await _login(by_ip if i % 2 else named, ALICE) for i in range(5)]
+        assert statuses == [401] * 5
+        for client in (by_ip, named):
+            with pytest.raises(LockedOutError):
+                await _login(client, ALICE)
+    assert app.failures[ALICE] == 5
+
+
 async def test_the_budget_comes_back_as_failures_leave_the_window(
     login_server: tuple[LoginApp, RunningServer], clock: VirtualClock
 ) -> None:
