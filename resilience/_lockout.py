@@ -101,8 +101,11 @@ class LockoutGuard(Layer):
             5 of Get2Dial's 10 in 15 minutes). Always kept below the vendor's limit.
         clock: Time source (default: the event loop's).
         max_keys: Identities kept in memory (10 000); each is forgotten once its failures have
-            left the window and any lock has ended.
-        store: Where accounts live; default an in-memory store of ``max_keys`` entries.
+            left the window and any lock has ended, never before: while that many identities
+            have recent failed logins, a login for one more is refused (``LockedOutError``)
+            rather than forgetting another's failures and so letting its budget start again.
+        store: Where accounts live; default an in-memory store of ``max_keys`` entries that
+            never evicts.
     """
 
     share: float = attrs.field(default=0.5, converter=_share)
@@ -119,7 +122,11 @@ class LockoutGuard(Layer):
     )
 
     def __attrs_post_init__(self) -> None:
-        self._store = self.store if self.store is not None else MemoryStore(max_keys=self.max_keys)
+        self._store = (
+            self.store
+            if self.store is not None
+            else MemoryStore(max_keys=self.max_keys, evict=False)
+        )
         self._clock = self.clock or DEFAULT_CLOCK
         names = (
             "logins",
@@ -247,10 +254,20 @@ class LockoutGuard(Layer):
                 refusal = await self._check(key, login, allowed)
                 if refusal is not None:
                     raise self._refuse(request, login, refusal, _REASONS[refusal.reason])
+                if self._full(key):
+                    raise self._refuse(request, login, None, _FULL)
                 return await self._send(inner, request, key, login, allowed)
         finally:
             if not entered:
                 counts["waiting"] -= 1
+
+    def _full(self, key: Hashable) -> bool:
+        """Whether a login for an identity not held yet could not have its failure kept."""
+        store = self._store
+        if not isinstance(store, MemoryStore) or store.evict:
+            return False  # another store keeps what it keeps
+        now = self._clock.now()
+        return store.get_now(key, now=now) is None and store.full_now(now=now)
 
     async def _send(
         self,
@@ -282,6 +299,10 @@ class LockoutGuard(Layer):
 _SPENT = frozenset({Outcome.FAILED, Outcome.UNKNOWN, Outcome.LOCKED})
 _NEVER_AGAIN = "a login that failed or may have failed is never retried"
 _REASONS = {"locked": "the account is locked", "budget": "the failed-login budget is spent"}
+_FULL = (
+    "the guard holds as many identities with recent failed logins as max_keys allows, and"
+    " would have to forget one to track another"
+)
 
 
 class _GuardTransport(LayerTransport):

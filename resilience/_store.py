@@ -76,15 +76,19 @@ class MemoryStore(Generic[S]):
 
     Args:
         max_keys: The most keys held at once; the least recently used go first.
+        evict: Whether a new key past ``max_keys`` evicts the least recently used one. With
+            False nothing live is ever dropped: the caller asks :meth:`full_now` before adding
+            keys, and the store may hold a few more than ``max_keys`` meanwhile.
     """
 
     #: How many expired entries one call may sweep from the cold end (amortised cleanup).
     _SWEEP = 4
 
-    def __init__(self, *, max_keys: int = 10_000) -> None:
+    def __init__(self, *, max_keys: int = 10_000, evict: bool = True) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be at least 1")
         self.max_keys = max_keys
+        self.evict = evict
         self._entries: OrderedDict[Hashable, tuple[float, S]] = OrderedDict()
         self._evicted = 0
         self._expired = 0
@@ -146,10 +150,23 @@ class MemoryStore(Generic[S]):
         entries[key] = (expires, state)
         if entry is not None:
             entries.move_to_end(key)  # replacing a value keeps its place: mark it recent
-        elif len(entries) > self.max_keys:
+        elif len(entries) > self.max_keys and self.evict:
             entries.popitem(last=False)
             self._evicted += 1
         return result
+
+    def full_now(self, *, now: float) -> bool:
+        """Whether ``max_keys`` live keys are held (expired ones are dropped first).
+
+        O(1) below the bound; at it, one pass over the keys to drop every expired one.
+        """
+        entries = self._entries
+        if len(entries) < self.max_keys:
+            return False
+        for key in [key for key, (expires, _) in entries.items() if expires <= now]:
+            del entries[key]
+            self._expired += 1
+        return len(entries) >= self.max_keys
 
     async def get(self, key: Hashable, *, now: float) -> S | None:
         """Return the state of ``key``, or None."""

@@ -7,6 +7,7 @@ make slow, and checked on every structure that could grow with the number of key
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -193,16 +194,30 @@ async def test_a_flood_of_failing_keys_grows_no_structure_past_its_bound(
 
 
 async def test_a_flood_of_identities_stays_within_the_guards_bound(clock: VirtualClock) -> None:
+    """Past the bound the guard refuses new identities instead of forgetting failures: an
+    evicted account's budget would start again, and its failures would add up at the vendor."""
     guard = LockoutGuard(clock=clock, max_keys=300)
     transport = Stack(guard, Classify(LoginClassifier())).transport(_Answer(401))
-    for n in range(3_000):
+
+    async def login(n: int) -> None:
         request = httpx.Request(
             "POST", "https://api.example.com/login", json={"email": f"u{n}@example.com"}
         )
-        await transport.handle_async_request(request)
+        with contextlib.suppress(LockedOutError):
+            await transport.handle_async_request(request)
+
+    for n in range(3_000):
+        await login(n)
     stats = guard.statistics()
-    assert (stats.identities, stats.failed_logins, stats.waiting) == (300, 3_000, 0)
-    assert len(guard._store._locks) == 0  # type: ignore[attr-defined]
+    assert (stats.identities, stats.failed_logins, stats.rejected) == (300, 300, 2_700)
+    assert (stats.waiting, len(guard._store._locks)) == (0, 0)  # type: ignore[attr-defined]
+    for n in range(300):  # the identities held keep their budgets: 4 more failures each
+        for _ in range(4):
+            await login(n)
+    assert guard.statistics().failed_logins == 300 * 5
+    clock.advance(900.0)  # the window passes: room again
+    await login(3_000)
+    assert guard.statistics().failed_logins == 300 * 5 + 1
 
 
 # -- LockoutGuard behind any async store ------------------------------------------------------

@@ -117,6 +117,22 @@ async def test_one_account_has_one_budget_under_every_spelling_of_the_host(
     assert app.failures[ALICE] == 5
 
 
+async def test_a_full_guard_refuses_a_new_identity_rather_than_forget_anothers_failures(
+    login_server: tuple[LoginApp, RunningServer], clock: VirtualClock
+) -> None:
+    app, server = login_server
+    guard = LockoutGuard(clock=clock, max_keys=2)
+    async with _client(guard, server.url) as client:
+        assert [await _login(client, ALICE), await _login(client, BOB)] == [401, 401]
+        with pytest.raises(LockedOutError, match="would have to forget one"):
+            await _login(client, CAROL)
+        assert CAROL not in app.attempts  # nothing sent
+        assert await _login(client, ALICE, "right") == 200  # a success forgets ALICE: room
+        assert await _login(client, CAROL) == 401
+    stats = guard.statistics()
+    assert (stats.identities, stats.rejected) == (2, 1)
+
+
 async def test_the_budget_comes_back_as_failures_leave_the_window(
     login_server: tuple[LoginApp, RunningServer], clock: VirtualClock
 ) -> None:

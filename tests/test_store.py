@@ -56,6 +56,20 @@ def test_a_million_distinct_keys_stay_within_the_bound() -> None:
     assert store.get_now(0, now=0.0) is None
 
 
+def test_a_store_that_never_evicts_says_when_it_is_full() -> None:
+    store: MemoryStore[int] = MemoryStore(max_keys=3, evict=False)
+    for key, ttl in (("a", 10.0), ("b", 1.0), ("c", 10.0)):
+        store.update_now(key, _incr, now=0.0, ttl=ttl)
+    assert store.full_now(now=0.5)
+    store.update_now("d", _incr, now=0.5, ttl=10.0)  # past the bound: kept, nothing dropped
+    assert (len(store), store.statistics().evicted) == (4, 0)
+    assert [store.get_now(k, now=0.5) for k in "abcd"] == [1, 1, 1, 1]
+    # "b" expires behind live keys, where the amortised sweep does not reach: full_now finds it.
+    store.update_now("d", lambda s: (None, s), now=2.0, ttl=10.0)
+    assert not store.full_now(now=2.0)
+    assert store.statistics().expired == 1
+
+
 def test_max_keys_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         MemoryStore(max_keys=0)
