@@ -251,7 +251,8 @@ async def paginate(
             yield item
         seen.add(str(response.request.url))
         if next_url is not None and str(response.request.url.join(next_url)) in seen:
-            raise PageError(f"next_page_url {next_url!r} leads back to a page already read")
+            # Not the URL itself: its query may carry a key.
+            raise PageError(f"next_page_url of page {len(seen)} leads back to a page already read")
 
 
 class PageError(ValueError):

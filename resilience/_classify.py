@@ -15,6 +15,7 @@ from ._classifier import DEFAULT_CLASSIFIER, Classifier
 from ._context import CLASSIFICATION_KEY, CONTEXT_KEY, call_context
 from ._exceptions import RejectedError
 from ._layer import Layer, LayerTransport
+from ._redact import redact_verdict
 
 __all__ = ["Classify"]
 
@@ -76,6 +77,8 @@ class _ClassifyTransport(LayerTransport):
             except Exception as bug:  # noqa: BLE001 - an adapter bug must not lose the response
                 plain_verdict = DEFAULT_CLASSIFIER.classify_response(request, response, b"")
                 verdict = _fallback(plain_verdict, bug)
+            if verdict.error is not None:  # a vendor may echo what it was sent
+                verdict = redact_verdict(verdict, request)
         extensions = response.extensions
         extensions[CLASSIFICATION_KEY] = verdict
         extensions[CONTEXT_KEY] = ctx

@@ -26,6 +26,7 @@ from ._context import CONTEXT_KEY, CallContext, call_context, classification_of
 from ._exceptions import LockedOutError, RejectedError
 from ._layer import Layer, LayerTransport
 from ._lockout_core import Account, Outcome, Refusal
+from ._redact import key_fingerprint
 from ._store import MemoryStore, StateStore
 
 __all__ = ["LockoutGuard", "LockoutStatistics"]
@@ -168,7 +169,10 @@ class LockoutGuard(Layer):
         retry_after = refusal.retry_after if refusal is not None else None
         ctx = call_context(request)
         if ctx.listeners:
-            attributes: dict[str, object] = {ev.KEY: login.identity, ev.REASON: reason}
+            attributes: dict[str, object] = {
+                ev.KEY: key_fingerprint(login.identity),
+                ev.REASON: reason,
+            }
             if retry_after is not None:
                 attributes[ev.RETRY_AFTER] = retry_after
             ctx.emit(ev.LOCKOUT_REJECTED, attributes)
@@ -220,7 +224,7 @@ class LockoutGuard(Layer):
                 ctx.emit(
                     ev.LOCKOUT_ENGAGED,
                     {
-                        ev.KEY: login.identity,
+                        ev.KEY: key_fingerprint(login.identity),
                         ev.REASON: reason,
                         ev.RETRY_AFTER: engaged.retry_after,
                     },

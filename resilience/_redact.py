@@ -9,15 +9,25 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from collections.abc import Hashable
+import hmac
+import json
+import secrets
+from collections.abc import Hashable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, quote
 
+import attrs
 import httpx
+
+from ._classification import Classification
 
 __all__ = [
     "SENSITIVE_HEADERS",
     "credential_fingerprint",
     "fingerprint",
+    "is_sensitive_header",
     "key_fingerprint",
+    "redact_verdict",
     "redact_text",
     "redact_url",
     "request_secrets",
@@ -25,7 +35,9 @@ __all__ = [
 
 REDACTED = "REDACTED"
 
-#: Headers whose values are credentials or identify an account. Lower case.
+#: Headers whose values are credentials or identify an account. Lower case. The gate keys its
+#: holds on these; redaction also treats any header named like a credential as one
+#: (:func:`is_sensitive_header`).
 SENSITIVE_HEADERS = frozenset(
     {
         "authorization",
@@ -34,44 +46,118 @@ SENSITIVE_HEADERS = frozenset(
         "set-cookie",
         "x-api-key",
         "api-key",
+        "apikey",
         "dialstack-account",
+        "x-auth-token",
+        "x-access-token",
+        "x-api-token",
+        "private-token",
+        "x-goog-api-key",
+        "ocp-apim-subscription-key",
+        "x-amz-security-token",
     }
 )
+#: Parts of a header name that make its value a credential for redaction.
+_CREDENTIAL_WORDS = (
+    "auth", "token", "secret", "passw", "session", "cookie", "credential", "signature",
+    "api-key", "api_key", "apikey",
+)  # fmt: skip
 
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "apikey"})
 _MIN_SECRET_LENGTH = 4  # shorter fragments would redact ordinary words
 
 
+def is_sensitive_header(name: str) -> bool:
+    """Whether a header's value is to be treated as a credential in anything we write."""
+    lower = name.lower()
+    return lower in SENSITIVE_HEADERS or any(word in lower for word in _CREDENTIAL_WORDS)
+
+
 def redact_url(url: httpx.URL | str) -> str:
-    """``url`` without userinfo and with every query value replaced by ``REDACTED``."""
+    """``url`` without userinfo or fragment, every query value replaced by ``REDACTED``.
+
+    A query parameter without a value (``?sk_live_123``) may be the secret itself: it becomes
+    ``REDACTED`` whole.
+    """
     url = httpx.URL(url)
-    if url.userinfo:
-        url = url.copy_with(username=None, password=None)
+    if url.userinfo or url.fragment:
+        url = url.copy_with(username=None, password=None, fragment=None)
     if url.query:
-        params = [(key, REDACTED) for key, _ in url.params.multi_items()]
-        url = url.copy_with(params=params)
+        query = "&".join(
+            f"{quote(key, safe='')}={REDACTED}" if value else REDACTED
+            for key, value in url.params.multi_items()
+        )
+        url = url.copy_with(query=query.encode("ascii"))
     return str(url)
 
 
+#: The most request-body values collected as secrets, and the largest body looked into.
+_MAX_BODY_VALUES = 256
+_MAX_BODY_BYTES = 64 * 1024
+
+
 def request_secrets(request: httpx.Request) -> list[str]:
-    """The credential strings a request carries in its headers and URL, longest first."""
+    """The secrets a request carries, longest first.
+
+    Credentials in its headers and URL, and every string value of its body (a JSON or form
+    body): the contract counts all of a request body as secret, and a vendor may echo it, a
+    password in a failed login above all.
+    """
     found: set[str] = set()
     for name, value in request.headers.items():
-        if name.lower() in SENSITIVE_HEADERS:
-            found.add(value)
-            if name.lower() in {"cookie", "set-cookie"}:
-                found.update(part.partition("=")[2].strip() for part in value.split(";"))
-            # "Bearer <token>": the token alone can be echoed back by a server.
-            scheme, _, credentials = value.partition(" ")
-            if credentials and scheme.lower() in _AUTH_SCHEMES:
-                found.add(credentials.strip())
-                if scheme.lower() == "basic":
-                    found.update(_basic_parts(credentials.strip()))
-    if request.url.password:
-        found.add(request.url.password)
-    for _, value in request.url.params.multi_items():
+        if not is_sensitive_header(name):
+            continue
         found.add(value)
+        if name.lower() in {"cookie", "set-cookie"}:
+            found.update(part.partition("=")[2].strip() for part in value.split(";"))
+        # "Bearer <token>": the token alone can be echoed back by a server.
+        scheme, _, credentials = value.partition(" ")
+        if credentials and scheme.lower() in _AUTH_SCHEMES:
+            found.add(credentials.strip())
+            if scheme.lower() == "basic":
+                found.update(_basic_parts(credentials.strip()))
+    url = request.url
+    found.update((url.username, url.password))
+    for _, value in url.params.multi_items():
+        found.add(value)
+    for pair in url.query.split(b"&"):  # as sent, still percent-encoded: a server may echo that
+        found.add(pair.partition(b"=")[2].decode("ascii", "replace"))
+    found.update(_body_values(request))
     return sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
+
+
+def _body_values(request: httpx.Request) -> list[str]:
+    """The string values of a JSON or form body (none for a stream not read, or a huge one)."""
+    try:
+        content = request.content
+    except httpx.RequestNotRead:
+        return []
+    if not content or len(content) > _MAX_BODY_BYTES:
+        return []
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    values: list[str] = []
+    if kind == "application/x-www-form-urlencoded":
+        text = content.decode("utf-8", "replace")
+        values = [value for _, value in parse_qsl(text, keep_blank_values=False)]
+    else:
+        try:
+            _strings(json.loads(content), values)
+        except (ValueError, RecursionError):
+            return []
+    return values[:_MAX_BODY_VALUES]
+
+
+def _strings(value: object, into: list[str], depth: int = 0) -> None:
+    if len(into) >= _MAX_BODY_VALUES or depth > 32:
+        return
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _strings(item, into, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, into, depth + 1)
 
 
 def _basic_parts(token: str) -> list[str]:
@@ -79,17 +165,53 @@ def _basic_parts(token: str) -> list[str]:
         decoded = base64.b64decode(token, validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return []
-    _, _, password = decoded.partition(":")
-    return [decoded, password]
+    username, _, password = decoded.partition(":")
+    return [decoded, username, password]
 
 
 def redact_text(text: str, request: httpx.Request | None) -> str:
-    """``text`` with every credential of ``request`` replaced by ``REDACTED``."""
+    """``text`` with every secret of ``request`` replaced by ``REDACTED``."""
     if request is None:
         return text
-    for secret in request_secrets(request):
+    return _replace(text, request_secrets(request))
+
+
+def _replace(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
         text = text.replace(secret, REDACTED)
     return text
+
+
+def redact_verdict(verdict: Classification, request: httpx.Request) -> Classification:
+    """``verdict`` with the request's secrets taken out of its error and its reason.
+
+    A vendor's error may echo what it was sent (a password in a failed login, a key in a
+    ``Cannot GET /path?api_key=...``); the Classify layer passes every verdict that carries a
+    vendor error through here, so an outcome, its repr and an APIError carry none of it.
+    """
+    error = verdict.error
+    if error is None:
+        return verdict
+    secrets = request_secrets(request)
+    if not secrets:
+        return verdict
+    clean = attrs.evolve(
+        error,
+        message=_replace(error.message, secrets),
+        messages=tuple(_replace(m, secrets) for m in error.messages),
+        details=_redact_value(error.details, secrets),
+    )
+    return attrs.evolve(verdict, error=clean, reason=_replace(verdict.reason, secrets))
+
+
+def _redact_value(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return _replace(value, secrets)
+    if isinstance(value, Mapping):
+        return {k: _redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_value(v, secrets) for v in value)
+    return value
 
 
 def fingerprint(*parts: str) -> str:
@@ -102,16 +224,25 @@ def fingerprint(*parts: str) -> str:
     return digest.hexdigest()[:16]
 
 
+#: This process's key for :func:`key_fingerprint`: fresh at every start, never written anywhere.
+_TELEMETRY_KEY = secrets.token_bytes(32)
+
+
 @functools.lru_cache(maxsize=4096)
 def key_fingerprint(key: Hashable) -> str:
-    """A layer's key (an origin, a gate or budget key) as telemetry may show it: a fingerprint.
+    """A layer's key (an origin, a gate or budget key, a login identity) as telemetry shows it.
+
+    A keyed hash (HMAC-SHA-256 under a key made at start-up, 16 hex characters): equal keys
+    look alike within one process's traces, but nobody holding the traces can test a list of
+    candidate emails against them, as they could against a plain digest.
 
     Cached: every rejection or wait a listener hears names its key, and hashing its repr took
     about ten times as long as the cache's lookup (1.9 µs against 0.19 µs). A layer holds a
     few keys at a time, and the cache holds the 4096 most recent. Keys that compare equal are
     one key to a store, and share a fingerprint here too.
     """
-    return fingerprint(repr(key))
+    data = repr(key).encode("utf-8", "surrogatepass")
+    return hmac.new(_TELEMETRY_KEY, data, hashlib.sha256).hexdigest()[:16]
 
 
 def credential_fingerprint(request: httpx.Request) -> str:

@@ -18,7 +18,7 @@ from adapters.simulators import RunningServer, serve
 from resilience import CircuitBreaker, CircuitOpenError, CircuitState, Classify, Stack
 from resilience import _events as ev
 from resilience._breaker_core import Circuit
-from resilience._redact import fingerprint
+from resilience._redact import key_fingerprint
 from resilience.testing import VirtualClock
 from tests.stores import SuspendingStore
 from tests.test_breaker_support import Events, FlakyApp, recording
@@ -72,7 +72,7 @@ async def test_consecutive_server_errors_open_it_and_open_rejects_without_sendin
     assert stats.circuit is not None
     assert stats.circuit.state is OPEN
     assert stats.circuit.retry_after == 3.0
-    hashed = fingerprint(repr(_key(server)))
+    hashed = key_fingerprint(_key(server))
     assert (
         ev.BREAKER_STATE_CHANGED,
         {ev.KEY: hashed, ev.BREAKER_STATE: "open", ev.PREVIOUS_STATE: "closed"},
@@ -515,4 +515,4 @@ async def test_statistics_read_an_expired_open_period_as_half_open(clock: Virtua
     )
     with pytest.raises(CircuitOpenError, match=r"circuit breaker is open$"):
         await transport.handle_async_request(rejected)
-    assert events == [(ev.BREAKER_REJECTED, {ev.KEY: fingerprint(repr(breaker.key_of(request)))})]
+    assert events == [(ev.BREAKER_REJECTED, {ev.KEY: key_fingerprint(breaker.key_of(request))})]

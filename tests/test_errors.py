@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
 import httpx
 import pytest
 
@@ -96,6 +99,69 @@ async def test_error_messages_carry_no_secrets(
     for secret in secrets:
         assert secret not in text
     assert "bad credentials REDACTED" in caught.value.message
+
+
+class EchoingDetails(resilience.HTTPClassifier):
+    """A vendor that echoes what it was sent in its message, its details and its reason."""
+
+    def parse_error(self, response, body):  # type: ignore[no-untyped-def]
+        text = str(resilience.json_object(body)["error"])  # type: ignore[index]
+        return resilience.VendorError(
+            status=response.status_code,
+            message=text,
+            messages=(text, "again: " + text),
+            details={"sent": text, "nested": [{"value": text}], "count": 1},
+        )
+
+    def classify_status(self, request, response, error):  # type: ignore[no-untyped-def]
+        verdict = super().classify_status(request, response, error)
+        return attrs.evolve(verdict, reason=f"{verdict.reason}: {error.message if error else ''}")
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "echoed"),
+    [
+        ({"method": "POST", "url": "https://api.example.com/api/v1/auth/login",
+          "json": {"email": "alice@corp.example", "password": "hunter2pass"}},
+         ["hunter2pass", "alice@corp.example"]),
+        ({"method": "POST", "url": "https://api.example.com/login",
+          "data": {"user": "bob", "password": "formpass99"}}, ["formpass99"]),
+        ({"method": "GET", "url": "https://api.example.com/x",
+          "auth": ("sk_live_ABCDEF123456", "")}, ["sk_live_ABCDEF123456"]),
+        ({"method": "GET", "url": "https://sk_user_ONLY_777@api.example.com/x"},
+         ["sk_user_ONLY_777"]),
+        ({"method": "GET", "url": "https://api.example.com/x",
+          "params": {"api_key": "sk/live+S=="}}, ["sk%2Flive%2BS%3D%3D", "sk/live+S=="]),
+        ({"method": "GET", "url": "https://api.example.com/x",
+          "headers": {"X-Auth-Token": "tok_9f8e7d6c", "X-Custom-Secret": "custom_s3cret"}},
+         ["tok_9f8e7d6c", "custom_s3cret"]),
+    ],
+    ids=["json-login-body", "form-body", "basic-username-key", "url-username",
+         "percent-encoded-query", "other-credential-headers"],
+)  # fmt: skip
+async def test_what_a_vendor_echoes_of_the_request_is_redacted_everywhere(
+    request_kwargs: dict[str, Any], echoed: list[str]
+) -> None:
+    """Message, messages, details and reason, in the outcome, its repr and the APIError."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": "bad: " + " ".join(echoed)})
+
+    transport = Stack(Classify(EchoingDetails())).transport(httpx.MockTransport(echo))
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.request(**request_kwargs)
+    verdict = outcome(response).classification
+    with pytest.raises(resilience.AuthError) as caught:
+        raise_for_error(response)
+    error = caught.value
+    text = " ".join(
+        [repr(outcome(response)), verdict.reason, repr(error), str(error), error.message,
+         *error.messages, repr(dict(error.details))]
+    )  # fmt: skip
+    for secret in echoed:
+        assert secret not in text
+    assert "bad: REDACTED" in error.message
+    assert response.json() == {"error": "bad: " + " ".join(echoed)}  # the body itself is the user's
 
 
 async def test_outcome_of_a_response_that_never_passed_a_stack() -> None:

@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 
 from resilience import fingerprint
 from resilience._context import call_context
-from resilience._redact import credential_fingerprint, key_fingerprint, redact_text, redact_url
+from resilience._redact import (
+    credential_fingerprint,
+    is_sensitive_header,
+    key_fingerprint,
+    redact_text,
+    redact_url,
+    request_secrets,
+)
 
 
 def test_redact_url_drops_userinfo_and_query_values() -> None:
     url = "https://bob:pw@api.example.com/v1/calls?api_key=k123&page=2"
     assert redact_url(url) == "https://api.example.com/v1/calls?api_key=REDACTED&page=REDACTED"
     assert redact_url("https://api.example.com/x") == "https://api.example.com/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://api.example.com/x#access_token=FRAG", "https://api.example.com/x"),
+        ("https://api.example.com/x?sk_live_123", "https://api.example.com/x?REDACTED"),
+        ("https://api.example.com/x?a=1&flag&b=two", "https://api.example.com/x?a=REDACTED&REDACTED&b=REDACTED"),
+        ("https://u:p@api.example.com/x?k=v#f", "https://api.example.com/x?k=REDACTED"),
+    ],
+)  # fmt: skip
+def test_redact_url_drops_fragments_and_bare_query_keys(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_a_header_named_like_a_credential_is_one() -> None:
+    for name in ("X-Auth-Token", "X-Session-Id", "My-Secret", "X-Vendor-Api-Key", "Signature"):
+        assert is_sensitive_header(name)
+    for name in ("Content-Type", "Idempotency-Key", "X-Request-Id", "Accept"):
+        assert not is_sensitive_header(name)
+
+
+def test_a_huge_or_streamed_body_is_not_parsed_for_secrets() -> None:
+    huge = httpx.Request("POST", "https://x.test/", json={"password": "p" * 70_000})
+    assert "p" * 70_000 not in request_secrets(huge)
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b'{"password": "streamed"}'
+
+    streamed = httpx.Request("POST", "https://x.test/", content=stream())
+    assert request_secrets(streamed) == []
 
 
 def test_redact_text_without_a_request_is_unchanged() -> None:
@@ -32,14 +75,29 @@ def test_fingerprints_are_stable_short_and_one_way() -> None:
     assert "alice" not in a
 
 
-def test_key_fingerprint_is_the_fingerprint_of_the_keys_repr_remembered() -> None:
+def test_key_fingerprint_is_a_keyed_hash_of_the_keys_repr_remembered() -> None:
     key_fingerprint.cache_clear()
     origin = ("https", "api.example.com", 443)
-    assert key_fingerprint(origin) == fingerprint(repr(origin))
-    assert key_fingerprint(("https", "api.example.com", 443)) == fingerprint(repr(origin))
-    assert key_fingerprint(("https", "other.example.com", 443)) != key_fingerprint(origin)
+    first = key_fingerprint(origin)
+    assert key_fingerprint(("https", "api.example.com", 443)) == first
+    assert key_fingerprint(("https", "other.example.com", 443)) != first
     info = key_fingerprint.cache_info()
-    assert (info.hits, info.misses) == (2, 2)  # two origins, each hashed once
+    assert (info.hits, info.misses) == (1, 2)  # two origins, each hashed once
+    assert len(first) == 16
+
+
+def test_key_fingerprints_cannot_be_matched_against_a_list_of_candidates() -> None:
+    """Telemetry's hashed keys are keyed per process: a plain digest of a guessed email (or
+    of the identity an adapter derives from it) finds nothing in them."""
+    identity = fingerprint("get2dial", "alice@example.com")
+    shown = key_fingerprint(identity)
+    guesses = {fingerprint(repr(identity)), identity, fingerprint("alice@example.com")}
+    assert shown not in guesses
+    script = "from resilience._redact import key_fingerprint; print(key_fingerprint('alice'))"
+    other = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert other.stdout.strip() != key_fingerprint("alice")  # another process, another key
 
 
 def test_credential_fingerprint_tells_keys_apart() -> None:
