@@ -35,6 +35,19 @@ def _request_of(response: httpx.Response) -> httpx.Request | None:
         return None
 
 
+def _read_body(response: httpx.Response) -> bytes:
+    """The start of the body if it was read into memory, else b"".
+
+    A body iterated without ``read()`` is consumed yet was never held: there is none to read.
+    """
+    if not response.is_stream_consumed:
+        return b""
+    try:
+        return response.content[:65536]
+    except httpx.ResponseNotRead:
+        return b""
+
+
 def outcome(response: httpx.Response) -> Outcome:
     """Return the :class:`Outcome` of the call that produced ``response``.
 
@@ -46,8 +59,7 @@ def outcome(response: httpx.Response) -> Outcome:
     if not isinstance(verdict, Classification):
         request = _request_of(response) or httpx.Request("GET", "http://unknown.invalid/")
         classifier = ctx.classifier if isinstance(ctx, CallContext) else DEFAULT_CLASSIFIER
-        body = response.content[:65536] if response.is_stream_consumed else b""
-        verdict = classifier.classify_response(request, response, body)
+        verdict = classifier.classify_response(request, response, _read_body(response))
     if isinstance(ctx, CallContext):
         return Outcome(classification=verdict, attempts=max(ctx.attempts, 1), waited=ctx.waited)
     return Outcome(classification=verdict)

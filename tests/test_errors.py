@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -173,6 +174,28 @@ async def test_outcome_of_a_response_that_never_passed_a_stack() -> None:
     assert (result.classification.kind, result.attempts, result.waited) == (
         Kind.SERVER_ERROR, 1, 0.0)  # fmt: skip
     assert result.classification.retry_after == 9.0
+    with pytest.raises(resilience.ServerError):
+        raise_for_error(response)
+
+
+class _Chunks(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"err'
+        yield b'or": 1}'
+
+
+@pytest.mark.parametrize("through", ["plain client", "stack without Classify"])
+async def test_outcome_of_a_response_streamed_away(through: str) -> None:
+    """Iterated without read(), a body is consumed but was never held: status and headers only."""
+    inner = httpx.MockTransport(lambda r: httpx.Response(503, stream=_Chunks()))
+    transport = (
+        inner if through == "plain client" else Stack(resilience.Retry(attempts=1)).transport(inner)
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        async with client.stream("GET", "https://api.example.com/") as response:
+            chunks = [chunk async for chunk in response.aiter_bytes()]
+        assert b"".join(chunks) == b'{"error": 1}'
+    assert outcome(response).classification.kind is Kind.SERVER_ERROR
     with pytest.raises(resilience.ServerError):
         raise_for_error(response)
 
