@@ -15,6 +15,11 @@ import anyio
 import attrs
 import httpx
 
+try:  # httpx's multipart body: private, but what files= always makes
+    from httpx._multipart import MultipartStream as _MultipartStream
+except ImportError:  # pragma: no cover - another httpx
+    _MultipartStream = None  # type: ignore[assignment,misc]
+
 from . import _events as ev
 from ._backoff import Backoff
 from ._budget import IDLE, RetryBudget
@@ -114,6 +119,31 @@ class Retry(Layer):
         """Refuse a second ``Retry`` in the same stack: attempts would multiply."""
         if sum(isinstance(layer, Retry) for layer in layers) > 1:
             raise ValueError("a stack may hold one Retry layer: two would multiply attempts")
+
+
+def replayable(stream: object) -> bool:
+    """Whether a request body can be sent again exactly as it was sent the first time.
+
+    Bytes (``content=``, ``json=``, ``data=``) can. So can a multipart body (``files=``) whose
+    files are bytes or seekable: httpx rewinds each file as it renders the body, for every send.
+    A generator, or a file that cannot seek (a pipe), cannot: it would go out empty or cut.
+    """
+    if isinstance(stream, httpx.ByteStream):
+        return True
+    if _MultipartStream is not None and isinstance(stream, _MultipartStream):
+        return all(_rewinds(field) for field in stream.fields)
+    return False
+
+
+def _rewinds(field: object) -> bool:
+    file = getattr(field, "file", None)  # a DataField has none
+    if file is None or isinstance(file, (str, bytes)):
+        return True
+    seekable = getattr(file, "seekable", None)
+    try:
+        return bool(callable(seekable) and seekable())
+    except (OSError, ValueError):  # a closed file
+        return False
 
 
 def _time_left(ctx: CallContext, now: float) -> float:
@@ -250,7 +280,7 @@ class _RetryTransport(LayerTransport):
             attempt=attempt,
             attempts=layer.attempts,
             idempotent=ctx.classifier.is_idempotent(request),
-            replayable=isinstance(request.stream, httpx.ByteStream),
+            replayable=replayable(request.stream),
             responded=responded,
             backoff=backoff,
             max_retry_after=layer.max_retry_after,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import random
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 import httpx
@@ -231,6 +233,49 @@ async def test_streaming_body_is_never_resent(scripted: RunningServer, clock: Vi
         response = await c.put(f"/script/{t}", params={"s": "429,200", "ra": "1"}, content=body())
     assert response.status_code == 429
     assert [h.body for h in hits(t)] == [b"part one, part two"]
+
+
+class _Pipe(io.RawIOBase):
+    """A file that reads once and cannot seek, as a pipe or a socket does."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+
+_FILES: dict[str, Callable[[], Any]] = {
+    "bytes": lambda: b"file bytes",
+    "seekable-file": lambda: io.BytesIO(b"file bytes"),
+    "pipe": lambda: _Pipe(b"file bytes"),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "resent"), [("bytes", True), ("seekable-file", True), ("pipe", False)]
+)
+async def test_a_multipart_body_is_resent_whole_when_its_files_rewind(
+    scripted: RunningServer, clock: VirtualClock, kind: str, resent: bool
+) -> None:
+    t = token()
+    file = _FILES[kind]()
+    async with client(scripted, stack(clock)) as c:
+        response = await c.put(
+            f"/script/{t}", params={"s": "503,200"}, data={"note": "n"}, files={"f": file}
+        )
+    bodies = [h.body for h in hits(t)]
+    assert b"file bytes" in bodies[0]
+    if resent:
+        assert response.status_code == 200
+        assert bodies == [bodies[0], bodies[0]]  # the same bytes, file included
+    else:  # a second send would carry an empty file: the 503 comes back instead
+        assert response.status_code == 503
+        assert len(bodies) == 1
 
 
 async def test_streaming_body_is_resent_when_it_was_never_sent(clock: VirtualClock) -> None:
