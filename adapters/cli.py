@@ -13,6 +13,29 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 
+#: The demo's shortest and longest runs: its scenario's windows need a second to take shape.
+MIN_DURATION, MAX_DURATION = 1.0, 3600.0
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not MIN_DURATION <= seconds <= MAX_DURATION:  # NaN fails this too
+        raise argparse.ArgumentTypeError(
+            f"must be from {MIN_DURATION:g} to {MAX_DURATION:g} seconds, not {text}"
+        )
+    return seconds
+
+
+def _trace(text: str) -> str:
+    kind, _, _ = text.partition("=")
+    if kind not in {"console", "otlp"} or (kind == "console" and "=" in text):
+        raise argparse.ArgumentTypeError(f"console or otlp[=URL], not {text!r}")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     from adapters.demo import SCENARIOS, VENDORS
 
@@ -34,11 +57,15 @@ def _parser() -> argparse.ArgumentParser:
         help="; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()),
     )
     demo.add_argument(
-        "--duration", type=float, default=30.0, help="seconds of workload (default 30)"
+        "--duration",
+        type=_duration,
+        default=30.0,
+        help=f"seconds of workload, {MIN_DURATION:g} to {MAX_DURATION:g} (default 30)",
     )
     demo.add_argument("--json", action="store_true", help="print JSON instead of the table")
     demo.add_argument(
         "--trace",
+        type=_trace,
         metavar="console|otlp[=URL]",
         help="export the stack's OpenTelemetry spans to stderr, or to an OTLP/HTTP endpoint",
     )
@@ -56,14 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["simulate"]:
         from adapters.simulators.__main__ import main as simulate
 
-        return simulate(argv[1:])
+        return simulate(argv[1:], prog="resilience simulate")
     args = _parser().parse_args(argv)
     from adapters.demo import VENDORS, print_report, run_demo
     from adapters.demo._tracing import setup_tracing
 
-    if args.duration <= 0:
-        print("resilience demo: --duration must be positive", file=sys.stderr)
-        return 2
     shutdown = setup_tracing(args.trace) if args.trace else None
     vendors = VENDORS if args.vendor == "all" else (args.vendor,)
     try:

@@ -58,9 +58,25 @@ def test_scenario_windows_are_offset_and_scaled() -> None:
     assert SCENARIOS["lockout"].fault_specs(10.0) == []
 
 
-def test_duration_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--duration", "0"]) == 2
-    assert "positive" in capsys.readouterr().err
+@pytest.mark.parametrize("value", ["0", "-3", "0.001", "nan", "inf", "1e9", "soon"])
+def test_a_duration_outside_one_second_to_an_hour_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """NaN once ran forever with nothing sent; inf and 0.001 ended in a traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--duration", value])
+    assert exit_info.value.code == 2
+    assert "--duration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["zipkin", "console=x", ""])
+def test_an_unknown_trace_exporter_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--trace", value])
+    assert exit_info.value.code == 2
+    assert "console or otlp" in capsys.readouterr().err
 
 
 def test_a_command_is_required() -> None:
@@ -86,5 +102,5 @@ def test_unknown_trace_exporter_is_refused() -> None:
         [sys.executable, "-m", "adapters", "demo", "--duration", "1", "--trace", "zipkin"],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "console or otlp" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 import threading
@@ -10,6 +11,7 @@ import threading
 import httpx
 import pytest
 
+from adapters.cli import main as cli_main
 from adapters.simulators.__main__ import main
 
 
@@ -73,6 +75,37 @@ def test_an_unknown_vendor_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["acme"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["-1", "65536", "99999", "http"])
+def test_a_port_out_of_range_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dialstack", "--port", port])
+    assert exit_info.value.code == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_a_usage_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["dialstack", "--port", str(port)], stop=threading.Event())
+    assert exit_info.value.code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_the_resilience_command_names_itself_in_simulates_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli_main(["simulate", "--help"])
+    assert capsys.readouterr().out.startswith("usage: resilience simulate")
 
 
 def test_python_dash_m_starts_a_simulator_and_stops_on_sigterm() -> None:

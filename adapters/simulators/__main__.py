@@ -9,6 +9,7 @@ seconds from the start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -33,9 +34,19 @@ _CREDENTIALS = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
+
+
+def _parser(prog: str = "python -m adapters.simulators") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m adapters.simulators",
+        prog=prog,
         description="Serve a vendor simulator on this machine, to test an integration offline.",
         epilog="Fault SPEC: KIND[=VALUE][,KEY=VALUE...], KIND one of status, rate_limit, outage, "
         "slow, drop; keys method, path, count, start, end, status, retry_after, delay, executed. "
@@ -43,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("vendor", choices=sorted(SIMULATORS))
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    parser.add_argument("--port", type=_port, default=8000, help="port (0 picks a free one)")
     parser.add_argument(
         "--fault", action="append", default=[], metavar="SPEC", help="add a fault (repeatable)"
     )
@@ -55,6 +66,7 @@ def main(
     *,
     stop: threading.Event | None = None,
     out: TextIO | None = None,
+    prog: str = "python -m adapters.simulators",
 ) -> int:
     """Run the command line until SIGTERM, Ctrl+C or ``stop``; returns the exit status.
 
@@ -63,6 +75,7 @@ def main(
         stop: Set it to stop the server; when given, no signal handler is installed (so
             ``main`` can run outside the main thread).
         out: Where to print (standard output by default).
+        prog: The command's name in its usage and error messages.
     """
     stream = out or sys.stdout
 
@@ -70,7 +83,7 @@ def main(
         stream.write(line + "\n")
         stream.flush()
 
-    parser = _parser()
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     try:
         faults = [parse_fault(spec) for spec in args.fault]
@@ -82,7 +95,11 @@ def main(
     if stop is None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    with serve(simulator, host=args.host, port=args.port) as server:
+    with contextlib.ExitStack() as running:
+        try:
+            server = running.enter_context(serve(simulator, host=args.host, port=args.port))
+        except OSError as exc:  # the port in use, an address not of this machine, ...
+            parser.error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
         _say(f"{args.vendor} simulator on {server.url}")
         for line in _CREDENTIALS[args.vendor]:
             _say(f"  {line}")

@@ -49,7 +49,11 @@ def serve(
     # Accepted connections inherit this. Without it a response written as two segments (head,
     # then body) waits out the client's delayed ACK: about 40 ms a request on Linux loopback.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
