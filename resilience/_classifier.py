@@ -247,6 +247,16 @@ class HTTPClassifier:
         """Transport failures: ``timeout`` or ``network``, and whether they can have been sent."""
         sent = not isinstance(exc, _NOT_SENT)
         name = type(exc).__name__
+        if isinstance(exc, httpx.LocalProtocolError):
+            # Our own request broke HTTP (an illegal header value, a body longer than its
+            # Content-Length): sending it again fails the same way, and the server is not to
+            # blame, so the breaker must not count it against a healthy origin.
+            return Classification(
+                kind=Kind.CLIENT_ERROR,
+                may_have_executed=sent,
+                vendor=self.name,
+                reason=f"{name}: the request itself is malformed (maybe sent)",
+            )
         if isinstance(exc, httpx.TimeoutException):
             kind = Kind.TIMEOUT
         elif isinstance(exc, httpx.TransportError | OSError):

@@ -246,6 +246,24 @@ async def test_a_verdict_is_written_to_an_awaited_store_even_if_the_call_is_canc
     assert (circuit.state, circuit.probes) == (CLOSED, 0)
 
 
+async def test_a_request_that_breaks_http_itself_never_counts_against_the_server(
+    flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
+) -> None:
+    """One caller's illegal header must not open the circuit of a healthy origin for all."""
+    app, server = flaky
+    breaker = CircuitBreaker(clock=clock, consecutive_failures=3)
+    stack = Stack(resilience.Retry(clock=clock, attempts=3), breaker, Classify())
+    async with httpx.AsyncClient(base_url=server.url, transport=stack.transport()) as client:
+        for _ in range(5):
+            with pytest.raises(httpx.LocalProtocolError):
+                await client.get("/status/200", headers={"X-Bad": "a\nb"})
+        assert (await client.get("/status/200")).status_code == 200
+    assert app.hits == 1
+    circuit = breaker.statistics(_key(server)).circuit
+    assert circuit is not None
+    assert (circuit.state, circuit.failures) == (CLOSED, 0)
+
+
 async def test_cancelled_calls_never_count(
     flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
 ) -> None:

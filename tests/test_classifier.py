@@ -95,6 +95,7 @@ def test_error_bodies_are_wanted_success_bodies_are_not() -> None:
         (httpx.WriteError("reset"), Kind.NETWORK, True, True),
         (httpx.RemoteProtocolError("eof"), Kind.NETWORK, True, True),
         (httpx.UnsupportedProtocol("ftp"), Kind.NETWORK, False, False),
+        (httpx.LocalProtocolError("illegal header value"), Kind.CLIENT_ERROR, True, False),
         (ConnectionResetError(), Kind.NETWORK, True, True),
         (ValueError("bug"), Kind.CLIENT_ERROR, True, False),
     ],
