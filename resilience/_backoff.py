@@ -114,6 +114,12 @@ class Backoff:
         Returns:
             A delay within :meth:`bounds`, never negative and never above ``maximum``.
         """
+        if self.jitter == "decorrelated":
+            # AWS's formula: the cap is on the result, not the range, so once 3 * previous is
+            # past the maximum, the maximum itself is drawn that often.
+            low = min(self.initial, self.maximum)
+            top = max(low, DECORRELATED_GROWTH * self._previous(previous))
+            return min(self.maximum, max(low, rng.uniform(low, top)))
         low, high = self.bounds(retry, previous)
         if low >= high:
             return high

@@ -52,6 +52,18 @@ def test_decorrelated_sequences_stay_between_initial_and_maximum(
         assert backoff.initial <= previous <= backoff.maximum
 
 
+def test_decorrelated_caps_the_draw_not_its_range() -> None:
+    """AWS's min(maximum, uniform(initial, 3 * previous)): with 3 * 30 past a maximum of 30,
+    two draws in three land on the maximum itself, and the mean is about 25, not 15."""
+    backoff = Backoff(initial=0.5, maximum=30.0, jitter="decorrelated")
+    rng = random.Random(20240601)
+    delays = [backoff.delay(5, rng, previous=30.0) for _ in range(20_000)]
+    at_maximum = sum(d == 30.0 for d in delays) / len(delays)
+    assert 0.64 < at_maximum < 0.70  # (90 - 30) / 89.5 = 0.670
+    assert 24.5 < sum(delays) / len(delays) < 25.7  # 25.1 by the formula
+    assert min(delays) >= 0.5
+
+
 def test_none_doubles_up_to_the_cap() -> None:
     backoff = Backoff(initial=1.0, maximum=10.0, jitter="none")
     rng = random.Random(0)
