@@ -103,7 +103,7 @@ class Get2DialClassifier(resilience.HTTPClassifier):
         keying on it too would give one account a budget per tenant spelling (with, without, a
         wrong one), and five failures of each add up to the vendor's ten.
         """
-        if request.method != "POST" or not request.url.path.endswith(LOGIN_PATH):
+        if request.method != "POST" or not _is_login_path(request.url.path):
             return None
         email = ""
         try:
@@ -118,6 +118,15 @@ class Get2DialClassifier(resilience.HTTPClassifier):
             window=LOCKOUT_SECONDS,
             lockout=LOCKOUT_SECONDS,
         )
+
+
+def _is_login_path(path: str) -> bool:
+    """Whether ``path`` is the login endpoint, however spelled.
+
+    The vendor also answers ``/api/v1/auth/login/``; a guard that missed a spelling would let
+    its failed logins through uncounted.
+    """
+    return path.rstrip("/").lower().endswith(LOGIN_PATH)
 
 
 classifier = Get2DialClassifier()

@@ -169,6 +169,25 @@ def _login(body: object) -> httpx.Request:
     return httpx.Request("POST", "https://api.get2dial.com/api/v1/auth/login", json=body)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "is_login"),
+    [
+        ("POST", "/api/v1/auth/login", True),
+        ("POST", "/api/v1/auth/login/", True),
+        ("POST", "/API/v1/Auth/Login", True),
+        ("POST", "/prefix/api/v1/auth/login", True),
+        ("GET", "/api/v1/auth/login", False),
+        ("POST", "/api/v1/auth/login/extra", False),
+        ("POST", "/api/v1/auth/logout", False),
+    ],
+)
+def test_get2dial_login_is_recognised_however_its_path_is_spelled(
+    method: str, path: str, is_login: bool
+) -> None:
+    request = httpx.Request(method, f"https://api.get2dial.com{path}", json={"email": "a@b.c"})
+    assert (get2dial.classifier.login(request) is not None) is is_login
+
+
 def test_get2dial_login_identity_is_a_fingerprint_of_the_email() -> None:
     login = get2dial.classifier.login(_login({"email": "Ann@Acme.com", "password": "pw"}))
     assert login is not None

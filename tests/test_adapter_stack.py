@@ -703,6 +703,29 @@ async def _login(
         out.append(exc)
 
 
+async def test_get2dial_logins_under_another_spelling_of_the_path_are_guarded_too(
+    served: Served, clock: VirtualClock
+) -> None:
+    """The vendor answers /api/v1/auth/login/ as well: its failures count in the same budget
+    (once, twelve of them went out uncounted and locked the account)."""
+    sim = _install(served, Get2DialSimulator(clock=clock.now))
+    transport = get2dial.transport(**_virtual(clock))
+    results: list[httpx.Response | Exception] = []
+    async with httpx.AsyncClient(base_url=served.url, transport=transport) as client:
+        for i in range(12):
+            path = LOGIN + "/" if i % 2 else LOGIN
+            try:
+                results.append(
+                    await client.post(path, json=_login_body(g2d_sim.ADMIN_EMAIL, "wrong"))
+                )
+            except resilience.LockedOutError as exc:
+                results.append(exc)
+    statuses = [r.status_code if isinstance(r, httpx.Response) else "refused" for r in results]
+    assert statuses == [401] * 5 + ["refused"] * 7
+    assert sim.failures(g2d_sim.ADMIN_EMAIL) == 5
+    assert not sim.is_locked(g2d_sim.ADMIN_EMAIL)
+
+
 async def test_get2dial_twenty_wrong_passwords_send_five_and_never_lock_the_account(
     served: Served, clock: VirtualClock
 ) -> None:
