@@ -65,7 +65,7 @@ def reset_delay(value: str | None, *, now: float, date: str | None = None) -> fl
 
 
 def _is_calls(request: httpx.Request) -> bool:
-    return request.method == "POST" and request.url.path.rstrip("/").endswith("/calls")
+    return request.method == "POST" and request.url.path.rstrip("/").lower().endswith("/calls")
 
 
 @attrs.frozen(kw_only=True)
