@@ -94,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_demo(
             vendors=vendors, scenario=args.scenario, duration=args.duration, progress=True
         )
+    except KeyboardInterrupt:  # Ctrl+C: the simulators stop with the run; no traceback
+        print("\nresilience demo: interrupted", file=sys.stderr)
+        return 130
     finally:
         if shutdown is not None:
             shutdown()

@@ -7,6 +7,7 @@ the timing are asserted: the standard stacks never duplicate a call and never lo
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ import pytest
 from adapters.cli import main
 from adapters.demo import SCENARIOS, run_demo
 from adapters.demo._report import table, to_json
+from adapters.demo._run import Run, make_simulator
+from adapters.simulators import RecordedRequest
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +107,63 @@ def test_unknown_trace_exporter_is_refused() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "console or otlp" in result.stderr
+
+
+def _record(time: float, *, status: int = 200, fault: str | None = None, person: bool = False):  # type: ignore[no-untyped-def]
+    headers = {"x-demo-person": "yes"} if person else {}
+    return RecordedRequest(
+        method="POST", path="/api/v1/auth/login", query={}, headers=headers, body=None,
+        status=status, time=time, operation=None, fault=fault,
+    )  # fmt: skip
+
+
+def test_the_tally_counts_the_client_under_test_alone() -> None:
+    """A person's own logins and the set-up login are the simulator's, not the client's."""
+    run = Run(vendor="get2dial", mode="stack", simulator=make_simulator("get2dial"), url="")
+    run.started = 10.0
+    run.simulator.requests.extend(
+        [
+            _record(9.0),  # the service account's login, before the workload
+            _record(12.0, status=502, fault="outage"),
+            _record(12.5, status=502, fault="outage", person=True),
+            _record(13.0, status=429, fault="rate_limit"),
+            _record(13.5, status=429, fault="rate_limit", person=True),
+            _record(14.0, person=True),
+        ]
+    )
+    result = run.result((11.0, 13.0))
+    assert (result.requests_sent, result.outage_requests, result.rate_limited) == (2, 1, 1)
+
+
+def test_no_time_to_recover_for_a_client_that_never_met_the_outage() -> None:
+    run = Run(vendor="dialnexa", mode="stack", simulator=make_simulator("dialnexa"), url="")
+    run.start_times = [1.0, 9.5]  # nothing started between 4 and 8
+    run.success_times = [1.2, 9.6]
+    assert run.result((4.0, 8.0)).recover_seconds is None
+    run.start_times.append(5.0)  # one operation met it (refused locally, say)
+    assert run.result((4.0, 8.0)).recover_seconds == pytest.approx(1.6)
+
+
+def test_get2dial_shows_its_duplicated_calls_too(results: list) -> None:  # type: ignore[type-arg]
+    text = table([r for r in results if r.vendor == "get2dial"])
+    assert "| duplicated phone calls created |" in text
+    no_outage = table(results, outage=False)
+    assert "during the outage" not in no_outage
+    assert "time to recover" not in no_outage
+
+
+def test_ctrl_c_ends_the_demo_with_130_and_no_traceback() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adapters", "demo", "--duration", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        process.stderr.readline()  # the first progress line: the demo is running
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "interrupted" in err
+    assert "Traceback" not in err

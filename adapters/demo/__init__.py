@@ -67,7 +67,12 @@ def run_demo(
         anyio.run(_drive, runs, chosen, duration, progress)
     outage = chosen.outage
     return [
-        run.result(None if outage is None else run.started + outage.end * duration) for run in runs
+        run.result(
+            None
+            if outage is None
+            else (run.started + outage.start * duration, run.started + outage.end * duration)
+        )
+        for run in runs
     ]
 
 
@@ -77,4 +82,5 @@ def print_report(results: Sequence[ModeResult], *, as_json: bool, **meta: object
         json.dump(to_json(results, **meta), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    print(table(results))
+    scenario = SCENARIOS.get(str(meta.get("scenario", "standard")))
+    print(table(results, outage=scenario is None or scenario.outage is not None))

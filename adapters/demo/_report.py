@@ -38,8 +38,18 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def table(results: Sequence[ModeResult]) -> str:
-    """One Markdown table per vendor: metric rows, one column per mode."""
+#: Rows about the login loop (Get2Dial's), and about the outage: shown only where they apply.
+_LOGIN_ROWS = frozenset({"people_locked_out", "failed_logins", "lockouts", "refused_locked_out"})
+_OUTAGE_ROWS = frozenset({"outage_requests", "recover_seconds"})
+
+
+def table(results: Sequence[ModeResult], *, outage: bool = True) -> str:
+    """One Markdown table per vendor: metric rows, one column per mode.
+
+    Args:
+        results: One result per vendor and mode.
+        outage: Whether the scenario had an outage (its rows are left out otherwise).
+    """
     out = []
     for vendor in dict.fromkeys(r.vendor for r in results):
         by_mode = {r.mode: r for r in results if r.vendor == vendor}
@@ -49,10 +59,9 @@ def table(results: Sequence[ModeResult]) -> str:
         out.append("|---|" + "---:|" * len(modes))
         for label, field, _ in ROWS:
             values = [getattr(by_mode[m], field) for m in modes]
-            login_rows = {"people_locked_out", "failed_logins", "lockouts", "refused_locked_out"}
-            if field in login_rows and vendor != "get2dial":
+            if field in _LOGIN_ROWS and vendor != "get2dial":
                 continue
-            if field == "duplicated_calls" and vendor == "get2dial":
+            if field in _OUTAGE_ROWS and not outage:
                 continue
             out.append(f"| {label} | " + " | ".join(_cell(v) for v in values) + " |")
         out.append("")

@@ -51,7 +51,9 @@ class ModeResult:
     succeeded: int
     refused_circuit_open: int
     refused_rate_limited: int
+    #: The looping integration's logins refused without sending: by the guard, and otherwise.
     refused_locked_out: int
+    logins_refused_otherwise: int
     duplicated_calls: int
     failed_logins: int
     lockouts: int
@@ -77,8 +79,11 @@ class Run:
     operations: int = 0
     succeeded: int = 0
     refused: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    refused_logins: collections.Counter[str] = attrs.field(factory=collections.Counter)
     people_locked_out: int = 0
     success_times: list[float] = attrs.field(factory=list)
+    #: When each operation started (simulator time): did the client meet the outage at all?
+    start_times: list[float] = attrs.field(factory=list)
 
     def client(self) -> httpx.AsyncClient:
         """The client under test: naive retries, or the vendor's standard stack."""
@@ -94,6 +99,7 @@ class Run:
         self, client: httpx.AsyncClient, operation: work.Operation, auth: dict[str, str]
     ) -> None:
         self.operations += 1
+        self.start_times.append(self.simulator.now())
         try:
             response = await operation(client, auth)
         except resilience.RejectedError as refusal:
@@ -157,7 +163,7 @@ class Run:
         try:
             response = await work.wrong_password_login(client)
         except resilience.RejectedError as refusal:
-            self.refused[type(refusal).__name__] += 1
+            self.refused_logins[type(refusal).__name__] += 1
             return
         await response.aclose()
 
@@ -166,27 +172,45 @@ class Run:
         if response.status_code == 403:
             self.people_locked_out += 1
 
-    def result(self, outage_end: float | None) -> ModeResult:
-        """Tally the client's and the simulator's counts."""
+    def result(self, outage: tuple[float, float] | None) -> ModeResult:
+        """Tally the client's and the simulator's counts.
+
+        Args:
+            outage: The outage's start and end in simulator time, if the scenario has one.
+
+        What the simulator received is counted from its records, from the workload's start and
+        without the person's own logins: the client under test alone.
+        """
         counters = self.simulator.counters
+        received = [
+            r
+            for r in self.simulator.requests
+            if r.time >= self.started and work.PERSON_HEADER.lower() not in r.headers
+        ]
+        outage_requests = sum(r.fault == "outage" for r in received)
         recover = None
-        if outage_end is not None:
-            after = [t - outage_end for t in self.success_times if t >= outage_end]
-            recover = min(after) if after else None
+        if outage is not None:
+            start, end = outage
+            met = outage_requests or any(start <= t < end for t in self.start_times)
+            after = [t - end for t in self.success_times if t >= end]
+            recover = min(after) if after and met else None  # none: it never met the outage
+        refused_logins = self.refused_logins
         return ModeResult(
             vendor=self.vendor,
             mode=self.mode,
-            requests_sent=len(self.simulator.requests),
+            requests_sent=len(received),
             operations=self.operations,
             succeeded=self.succeeded,
             refused_circuit_open=self.refused["CircuitOpenError"],
             refused_rate_limited=self.refused["RateLimitedError"],
-            refused_locked_out=self.refused["LockedOutError"],
+            refused_locked_out=refused_logins["LockedOutError"],
+            logins_refused_otherwise=sum(refused_logins.values())
+            - refused_logins["LockedOutError"],
             duplicated_calls=counters.duplicated_calls,
             failed_logins=sum(counters.failed_logins.values()),
             lockouts=counters.lockouts,
             people_locked_out=self.people_locked_out,
-            rate_limited=counters.rate_limited,
-            outage_requests=counters.outage_requests,
+            rate_limited=sum(r.status == 429 for r in received),
+            outage_requests=outage_requests,
             recover_seconds=recover,
         )
