@@ -121,7 +121,8 @@ def request_secrets(request: httpx.Request) -> list[str]:
     for _, value in url.params.multi_items():
         found.add(value)
     for pair in url.query.split(b"&"):  # as sent, still percent-encoded: a server may echo that
-        found.add(pair.partition(b"=")[2].decode("ascii", "replace"))
+        key, equals, value = pair.partition(b"=")
+        found.add((value if equals else key).decode("ascii", "replace"))  # "?sk_live_1": the key
     found.update(_body_values(request))
     return sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
 

@@ -121,3 +121,14 @@ def test_events_reach_every_listener() -> None:
     ctx.listen(lambda name, attrs: seen.append((name, attrs["n"])))
     ctx.emit("resilience.test", {"n": 1})
     assert seen == [("resilience.test", 1)]
+
+
+def test_a_bare_query_key_is_a_secret_as_sent() -> None:
+    secrets = request_secrets(httpx.Request("GET", "https://x.test/a?sk_live_1234&page=2"))
+    assert "sk_live_1234" in secrets
+    assert (
+        redact_text(
+            "unknown key sk_live_1234", httpx.Request("GET", "https://x.test/a?sk_live_1234")
+        )
+        == "unknown key REDACTED"
+    )
