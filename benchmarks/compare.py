@@ -17,12 +17,16 @@ of wall time. Instruction counts, steadier than either, are in instructions.py.
 Rows:
 - success path, per request, on httpx.MockTransport and on a loopback server (its own process),
   sequential and with 200 concurrent tasks: bare httpx, the full stack (Retry, RetryAfterGate,
-  LockoutGuard, CircuitBreaker, Classify), tenacity, stamina, httpx-retries (the 200-task
-  loopback row runs half the requests over 3 rounds: httpcore's 200-connection pools are slow
-  for every variant);
-- retry amplification under a total outage (attempts sent per logical request, 200 callers),
-  every variant set to retry a 503 up to 5 attempts;
-- 10,000 concurrent calls through one shared stack;
+  LockoutGuard, CircuitBreaker, Classify), tenacity and stamina (each set up as its docs show for
+  HTTP: 5 attempts on transport errors and 5xx), httpx-retries. Sequentially the mock answers at
+  once: the pure cost of the layers. With 200 tasks its handler yields to the event loop once,
+  as any I/O would, so the 200 calls are in flight together (a handler that answers at once
+  would run them one after another). The 200-task loopback row runs half the requests over 3
+  rounds: httpcore's 200-connection pools are slow for every variant;
+- retry amplification under a total outage: attempts that reach a loopback server answering
+  503 to everything, per logical request, 200 callers at once, every variant set to retry a 503
+  up to 5 attempts;
+- 10,000 concurrent calls through one shared stack, all in flight at once;
 - open-breaker rejection cost and memory per breaker key (bench_breaker.py's measures; it also
   has the variants and the bound on keys held).
 """
@@ -50,6 +54,7 @@ import resilience
 from benchmarks._loopback import loopback_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
+URL = "http://api.test/"  # every MockTransport row, and instructions.py
 Call = Callable[[], Awaitable[None]]
 #: ``(inner transport, url) -> (client, call)``: one variant of a row, set up around ``inner``.
 Maker = Callable[[httpx.AsyncBaseTransport, str], tuple[httpx.AsyncClient, Call]]
@@ -84,35 +89,65 @@ def make_stack(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.Asy
     return client, _plain(client, url)
 
 
-def make_tenacity(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+def tenacity_call(
+    client: httpx.AsyncClient, url: str, *, initial: float = 1.0, maximum: float = 60.0
+) -> Call:
+    """tenacity as its docs set it up for HTTP: 5 attempts on transport errors and 5xx."""
     import tenacity
-
-    client = httpx.AsyncClient(transport=transport)
 
     @tenacity.retry(
         stop=tenacity.stop_after_attempt(5),
-        wait=tenacity.wait_random_exponential(multiplier=1, max=60),
-        retry=tenacity.retry_if_exception_type(httpx.TransportError),
-        reraise=True,
+        wait=tenacity.wait_random_exponential(multiplier=initial, max=maximum),
+        retry=tenacity.retry_if_exception_type(httpx.TransportError)
+        | tenacity.retry_if_result(lambda response: response.status_code >= 500),
+        retry_error_callback=lambda state: state.outcome.result(),  # the last 5xx, as it is
     )
-    async def call() -> None:
+    async def get() -> httpx.Response:
         response = await client.get(url)
         await response.aclose()
+        return response
 
-    return client, call
+    async def call() -> None:
+        await get()
+
+    return call
+
+
+def _transport_or_5xx(exc: Exception) -> bool:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+def stamina_call(
+    client: httpx.AsyncClient, url: str, *, initial: float = 0.1, maximum: float = 5.0
+) -> Call:
+    """stamina as its docs set it up for HTTP: 5 attempts on transport errors and 5xx."""
+    import stamina
+
+    @stamina.retry(on=_transport_or_5xx, attempts=5, wait_initial=initial, wait_max=maximum)
+    async def get() -> None:
+        response = await client.get(url)
+        await response.aclose()
+        response.raise_for_status()
+
+    async def call() -> None:
+        try:
+            await get()
+        except httpx.HTTPStatusError:
+            return  # out of attempts: the last 5xx
+
+    return call
+
+
+def make_tenacity(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+    client = httpx.AsyncClient(transport=transport)
+    return client, tenacity_call(client, url)
 
 
 def make_stamina(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
-    import stamina
-
     client = httpx.AsyncClient(transport=transport)
-
-    @stamina.retry(on=httpx.TransportError, attempts=5)
-    async def call() -> None:
-        response = await client.get(url)
-        await response.aclose()
-
-    return client, call
+    return client, stamina_call(client, url)
 
 
 def make_httpx_retries(
@@ -152,7 +187,7 @@ async def _run(
 
 
 async def success_path(
-    kind: str, url: str, concurrency: int, requests: int, rounds: int
+    kind: str, url: str, concurrency: int, requests: int, rounds: int, seed: int = 0
 ) -> dict[str, float]:
     """µs per request for every variant, interleaved round by round.
 
@@ -160,11 +195,13 @@ async def success_path(
     """
     setups = {}
     for name, make in VARIANTS.items():
-        inner: httpx.AsyncBaseTransport = (
-            httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok"))
-            if kind == "mock"
-            else httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
-        )
+        inner: httpx.AsyncBaseTransport
+        if kind != "mock":
+            inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
+        elif concurrency == 1:  # the pure cost of the layers: the handler answers at once
+            inner = httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok"))
+        else:  # the calls in flight together (see _yield_once)
+            inner = httpx.MockTransport(_yield_once)
         setups[name] = make(inner, url)
     # MockTransport rows are pure CPU in this process: its CPU time leaves out whatever else
     # the machine runs. Loopback rows include the server's work, so they take wall time.
@@ -173,7 +210,9 @@ async def success_path(
     for _, call in setups.values():  # warm-up: connections, caches, imports
         await _run(call, min(requests, 400), concurrency, timer)
     order = list(setups)
-    shuffle = random.Random(0).shuffle  # a fixed order favours some positions: ~3% seen here
+    # A fixed order favours some positions (~3% seen here): shuffled each round, and seeded
+    # differently in each process, so the processes do not repeat one order.
+    shuffle = random.Random(seed).shuffle
     for _ in range(rounds):
         shuffle(order)
         for name in order:
@@ -189,18 +228,18 @@ def _outage_variants(
 ) -> dict[str, Maker]:
     """One logical request each, retried on a 503 up to 5 attempts, waiting as ``tiny`` says.
 
-    The peers are set up as a user would to retry server errors: tenacity on the response's
-    status, stamina on ``raise_for_status()``'s 5xx, httpx-retries as it comes (503 is in its
-    default status list). The stack's breaker refuses without sending once it has opened.
+    The peers are set up as on the success path (tenacity on the response's status, stamina on
+    ``raise_for_status()``'s 5xx, httpx-retries as it comes: 503 is in its default status
+    list), and so is the stack, with ``attempts=5``. Its breaker refuses without sending once
+    it has opened.
     """
-    import stamina
-    import tenacity
     from httpx_retries import Retry, RetryTransport
 
     first, most = tiny.initial, tiny.maximum  # the peers wait as the stack's backoff does
 
     def make_stack(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
-        client = httpx.AsyncClient(transport=full_stack(backoff=tiny).transport(transport))
+        stack = full_stack(attempts=5, backoff=tiny)
+        client = httpx.AsyncClient(transport=stack.transport(transport))
 
         async def call() -> None:
             try:
@@ -227,44 +266,13 @@ def _outage_variants(
         transport: httpx.AsyncBaseTransport, url: str
     ) -> tuple[httpx.AsyncClient, Call]:
         client = httpx.AsyncClient(transport=transport)
-
-        @tenacity.retry(
-            stop=tenacity.stop_after_attempt(5),
-            wait=tenacity.wait_random_exponential(multiplier=first, max=most),
-            retry=tenacity.retry_if_result(lambda response: response.status_code >= 500),
-            retry_error_callback=lambda state: state.outcome.result(),
-        )
-        async def get() -> httpx.Response:
-            response = await client.get(url)
-            await response.aclose()
-            return response
-
-        async def call() -> None:
-            await get()
-
-        return client, call
+        return client, tenacity_call(client, url, initial=first, maximum=most)
 
     def make_stamina(
         transport: httpx.AsyncBaseTransport, url: str
     ) -> tuple[httpx.AsyncClient, Call]:
         client = httpx.AsyncClient(transport=transport)
-
-        def server_error(exc: Exception) -> bool:
-            return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
-
-        @stamina.retry(on=server_error, attempts=5, wait_initial=first, wait_max=most)
-        async def get() -> None:
-            response = await client.get(url)
-            await response.aclose()
-            response.raise_for_status()
-
-        async def call() -> None:
-            try:
-                await get()
-            except httpx.HTTPStatusError:
-                return  # out of attempts
-
-        return client, call
+        return client, stamina_call(client, url, initial=first, maximum=most)
 
     def make_httpx_retries(
         transport: httpx.AsyncBaseTransport, url: str
@@ -283,7 +291,13 @@ def _outage_variants(
 
 
 async def amplification(url: str, callers: int = 200) -> dict[str, float]:
-    """Attempts sent per logical request when the server always answers 503."""
+    """Attempts sent per logical request while the server at ``url`` answers 503 to everything.
+
+    ``url`` is the loopback server started ``--down``: real latency, so the 200 callers' first
+    attempts are in flight together, as they would be in an outage, before any failure is
+    known. (Over a MockTransport that answers at once they would run one after another, and
+    the breaker would refuse almost all of them before they sent anything.)
+    """
     import stamina.instrumentation
 
     tiny = resilience.Backoff(initial=0.0001, maximum=0.001)
@@ -296,6 +310,26 @@ async def amplification(url: str, callers: int = 200) -> dict[str, float]:
     return results
 
 
+class _Counting(httpx.AsyncBaseTransport):
+    """Below a variant: counts the attempts that reach the network, and the most at once."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.sent = self.in_flight = self.peak = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 async def _count_attempts(
     variants: dict[str, Maker],
     url: str,
@@ -303,25 +337,32 @@ async def _count_attempts(
 ) -> dict[str, float]:
     results = {}
     for name, make in variants.items():
-        sent = 0
-
-        def down(request: httpx.Request) -> httpx.Response:
-            nonlocal sent
-            sent += 1
-            return httpx.Response(503)
-
-        client, call = make(httpx.MockTransport(down), url)
+        limits = httpx.Limits(max_connections=callers)
+        counting = _Counting(httpx.AsyncHTTPTransport(limits=limits))
+        client, call = make(counting, url)
         await asyncio.gather(*(call() for _ in range(callers)))
         await client.aclose()
-        results[name] = sent / callers
+        results[name] = counting.sent / callers
     return results
 
 
+async def _yield_once(request: httpx.Request) -> httpx.Response:
+    """A MockTransport handler that gives the event loop one turn, as any real I/O would, so
+    concurrent calls are in flight together (a handler that answers at once runs them one by
+    one, each to its end, whatever the number of tasks)."""
+    await asyncio.sleep(0)
+    return httpx.Response(200, content=b"ok")
+
+
 async def many_concurrent(calls: int = 10_000) -> dict[str, float]:
-    """10,000 concurrent calls through one shared stack on MockTransport."""
-    client = httpx.AsyncClient(
-        transport=full_stack().transport(httpx.MockTransport(lambda r: httpx.Response(200)))
-    )
+    """10,000 concurrent calls through one shared stack on MockTransport, all in flight at once.
+
+    The handler yields to the event loop once (``_yield_once``), so every call has started
+    before the first one ends; ``peak_in_flight`` is how many the stack's inner transport held
+    at once.
+    """
+    counting = _Counting(httpx.MockTransport(_yield_once))
+    client = httpx.AsyncClient(transport=full_stack().transport(counting))
     start = time.perf_counter()
     responses = await asyncio.gather(*(client.get("http://api.test/") for _ in range(calls)))
     elapsed = time.perf_counter() - start
@@ -330,6 +371,7 @@ async def many_concurrent(calls: int = 10_000) -> dict[str, float]:
     return {
         "calls": calls,
         "succeeded": ok,
+        "peak_in_flight": counting.peak,
         "seconds": elapsed,
         "us_per_call": elapsed / calls * 1e6,
     }
@@ -367,9 +409,9 @@ def mock_rows(
     """Each MockTransport row's best-round µs per request, one value per fresh process."""
     found: dict[int, dict[str, list[float]]] = {tasks: {} for tasks in plan}
     argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
-    for _ in range(processes):
+    for index in range(processes):
         child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
-            [sys.executable, __file__, "--mock-child", argument],
+            [sys.executable, __file__, "--mock-child", argument, "--seed", str(index)],
             check=True,
             capture_output=True,
             text=True,
@@ -380,11 +422,11 @@ def mock_rows(
     return found
 
 
-async def _mock_child(argument: str) -> None:
+async def _mock_child(argument: str, seed: int) -> None:
     """In a child process: every MockTransport row of ``argument``'s plan, as JSON on stdout."""
     plan = json.loads(argument)
     rows = {
-        tasks: await success_path("mock", "http://api.test/", int(tasks), n, r)
+        tasks: await success_path("mock", URL, int(tasks), n, r, seed)
         for tasks, (n, r) in plan.items()
     }
     print(json.dumps(rows))
@@ -465,15 +507,18 @@ async def main(quick: bool, processes: int) -> None:
         report[label] = rows
         sections.append(_table(f"success path: {label}", rows, "µs/request", "bare httpx"))
         print(sections[-1] + "\n", flush=True)
-    amp = await amplification("http://api.test/")
+    with loopback_server(down=True) as url:
+        amp = await amplification(url + "/")
     report["amplification"] = amp
-    sections.append(_table("total outage (always 503), 200 callers", amp, "attempts/request", None))
+    title = "total outage (loopback server, always 503), 200 callers"
+    sections.append(_table(title, amp, "attempts/request", None))
     print(sections[-1] + "\n", flush=True)
     many = await many_concurrent()
     report["10k_concurrent"] = many
     line = (
         f"10,000 concurrent calls through one stack: {many['succeeded']:.0f} succeeded in "
-        f"{many['seconds']:.2f} s ({many['us_per_call']:.1f} µs/call)"
+        f"{many['seconds']:.2f} s ({many['us_per_call']:.1f} µs/call), "
+        f"{many['peak_in_flight']:,} in flight at once"
     )
     sections.append(line)
     print(line + "\n", flush=True)
@@ -502,9 +547,10 @@ if __name__ == "__main__":
         help="fresh processes for the MockTransport rows (default 5; 2 with --quick)",
     )
     parser.add_argument("--mock-child", metavar="PLAN", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.mock_child:
-        asyncio.run(_mock_child(arguments.mock_child))
+        asyncio.run(_mock_child(arguments.mock_child, arguments.seed))
     else:
         chosen = arguments.processes or (2 if arguments.quick else 5)
         asyncio.run(main(arguments.quick, chosen))

@@ -38,10 +38,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import resilience
-from benchmarks.compare import VARIANTS, Call, _plain
+from benchmarks.compare import URL, VARIANTS, Call, _plain
 
 RESULTS = Path(__file__).resolve().parent / "results" / "instructions.json"
-URL = "http://api.test/v1/calls"
 WARM_UP = 50
 
 
