@@ -118,11 +118,10 @@ def request_secrets(request: httpx.Request) -> list[str]:
                 found.update(_basic_parts(credentials.strip()))
     url = request.url
     found.update((url.username, url.password))
-    for _, value in url.params.multi_items():
-        found.add(value)
+    found.update(value for _, value in url.params.multi_items())
     for pair in url.query.split(b"&"):  # as sent, still percent-encoded: a server may echo that
-        key, equals, value = pair.partition(b"=")
-        found.add((value if equals else key).decode("ascii", "replace"))  # "?sk_live_1": the key
+        head, equals, raw = pair.partition(b"=")
+        found.add((raw if equals else head).decode("ascii", "replace"))  # "?sk_live_1": the name
     found.update(_body_values(request))
     return sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
 

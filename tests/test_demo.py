@@ -61,25 +61,22 @@ def test_scenario_windows_are_offset_and_scaled() -> None:
     assert SCENARIOS["lockout"].fault_specs(10.0) == []
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "0.001", "nan", "inf", "1e9", "soon"])
-def test_a_duration_outside_one_second_to_an_hour_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], value: str
-) -> None:
-    """NaN once ran forever with nothing sent; inf and 0.001 ended in a traceback."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--duration", value])
-    assert exit_info.value.code == 2
-    assert "--duration" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("value", ["zipkin", "console=x", ""])
-def test_an_unknown_trace_exporter_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], value: str
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        # A duration outside 1 s to an hour: NaN once ran forever with nothing sent, and inf
+        # and 0.001 ended in a traceback.
+        *(("--duration", v, "--duration") for v in ["0", "-3", "0.001", "nan", "inf", "1e9", "x"]),
+        *(("--trace", v, "console or otlp") for v in ["zipkin", "console=x", ""]),
+    ],
+)
+def test_a_bad_option_value_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, said: str
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--trace", value])
+        main(["demo", option, value])
     assert exit_info.value.code == 2
-    assert "console or otlp" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
 
 
 def test_a_command_is_required() -> None:
