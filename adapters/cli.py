@@ -7,6 +7,7 @@ It lives in ``adapters`` because the demo needs the vendor adapters and simulato
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -94,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_demo(
             vendors=vendors, scenario=args.scenario, duration=args.duration, progress=True
         )
-    except KeyboardInterrupt:  # Ctrl+C: the simulators stop with the run; no traceback
+    # Ctrl+C: the simulators stop with the run; no traceback. (On Python 3.10, anyio's runner
+    # turns the interrupt into the main task's cancellation, which surfaces here as such.)
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("\nresilience demo: interrupted", file=sys.stderr)
         return 130
     finally:
