@@ -63,7 +63,8 @@ def standard_stack(
             a ``Backoff``) and ``max_retry_after``.
         login_guard: Whether the vendor locks accounts after failed logins.
         overrides: What the caller passed: any of :data:`OVERRIDES`. ``breaker`` and ``guard``
-            take a ready ``CircuitBreaker`` / ``LockoutGuard`` (to share one across stacks).
+            take a ready ``CircuitBreaker`` / ``LockoutGuard`` (to share one across stacks); a
+            ``guard`` given to a vendor without logins is in its stack all the same.
 
     Raises:
         TypeError: An override this function does not know (never silently ignored).
@@ -93,8 +94,9 @@ def standard_stack(
         resilience.Retry(clock=clock, **retry_options),
         resilience.RetryAfterGate(clock=clock, **gate_options),
     ]
-    if login_guard:
-        layers.append(settings.get("guard") or resilience.LockoutGuard(clock=clock))
+    guard = settings.get("guard")
+    if login_guard or guard is not None:  # a guard asked for is used, whatever the vendor
+        layers.append(guard or resilience.LockoutGuard(clock=clock))
     layers.append(settings.get("breaker") or resilience.CircuitBreaker(clock=clock))
     layers.append(resilience.Classify(classifier))
     return resilience.Stack(*layers)

@@ -47,6 +47,7 @@ from ._retry_after import (
     rate_limit_delay,
 )
 from ._stack import Stack, StackTransport
+from ._store import MemoryStore, StateStore, StoreStatistics
 from ._telemetry import Telemetry
 from ._wrap import is_wrapped, wrap
 
@@ -80,6 +81,7 @@ __all__ = [
     "LockoutGuard",
     "LockoutStatistics",
     "Login",
+    "MemoryStore",
     "NotFoundError",
     "Outcome",
     "RateLimitedError",
@@ -94,6 +96,8 @@ __all__ = [
     "ServerError",
     "Stack",
     "StackTransport",
+    "StateStore",
+    "StoreStatistics",
     "Telemetry",
     "TooManyRequestsError",
     "ValidationError",

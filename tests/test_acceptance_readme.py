@@ -3,7 +3,8 @@
 Each layer's numeric defaults are read from its attrs fields and looked up in the README: in the
 settings table under the layer's heading, or in the Python example that spells out ``Retry``,
 ``Backoff`` and ``Telemetry`` with their defaults. Changing a default without the README (or the
-other way round) fails here.
+other way round) fails here. So does a README snippet a new user pastes first that no longer
+runs as written.
 """
 
 from __future__ import annotations
@@ -137,3 +138,20 @@ def test_the_readmes_benchmark_tables_are_the_committed_run() -> None:
     assert len(blocks) >= 7  # four success-path tables, the outage, 10,000 calls, the breaker
     missing = [block.splitlines()[0] for block in blocks if block.strip() not in section]
     assert missing == []
+
+
+def _python_block_after(heading: str) -> str:
+    """The first ```python block after ``heading`` in the README."""
+    text = _readme()
+    start = text.index(heading)
+    begin = text.index("```python\n", start) + len("```python\n")
+    return text[begin : text.index("```", begin)]
+
+
+@pytest.mark.parametrize(
+    "heading", ["## Three ways in", "## Simulators"], ids=["three-ways-in", "simulators"]
+)
+def test_a_readme_snippet_runs_as_written(heading: str) -> None:
+    """What a new user pastes first: every name it uses is defined, every call accepted."""
+    code = _python_block_after(heading)
+    exec(compile(code, f"README.md {heading}", "exec"), {})  # noqa: S102 - the README's own code

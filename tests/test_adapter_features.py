@@ -322,6 +322,18 @@ def test_unknown_overrides_are_a_type_error(module: object) -> None:
         module.transport(retries=3)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("module", [dialstack, get2dial, dialnexa], ids=lambda m: m.__name__)
+def test_a_shared_breaker_and_guard_are_used_by_every_vendors_stack(module: object) -> None:
+    """Every known override takes effect: a guard given to a vendor without logins is in its
+    stack too (it was once dropped without a word), and one breaker serves every stack."""
+    breaker, guard = resilience.CircuitBreaker(), resilience.LockoutGuard(share=0.1)
+    stack = module.stack(breaker=breaker, guard=guard)  # type: ignore[attr-defined]
+    assert breaker in stack.layers
+    assert guard in stack.layers
+    names = [d["layer"] for d in stack.describe()]
+    assert names == ["Retry", "RetryAfterGate", "LockoutGuard", "CircuitBreaker", "Classify"]
+
+
 async def test_classification_goes_through_a_plain_stack_too() -> None:
     locked = {"status": "error", "message": "Account temporarily locked"}
     transport = Stack(Classify(get2dial.classifier)).transport(
