@@ -30,7 +30,7 @@ from ._clock import DEFAULT_CLOCK, Clock
 from ._context import CallContext, classification_of
 from ._exceptions import RejectedError
 from ._redact import redact_url
-from ._telemetry_breaker import BREAKER_CIRCUITS, BreakerWatch
+from ._telemetry_breaker import BREAKER_CIRCUITS, BreakerWatch, feed_for
 
 try:  # The API's own proxy, used until an SDK is configured; private, so looked up defensively.
     from opentelemetry.metrics._internal import _ProxyMeterProvider as _ProxyMeter
@@ -262,12 +262,17 @@ class _Instruments:
         self.events = meter.create_counter(
             EVENTS, unit="{event}", description="Resilience decisions, by event name."
         )
-        self.breaker_circuits = meter.create_observable_gauge(
-            BREAKER_CIRCUITS,
-            callbacks=[telemetry._breakers.observe],  # noqa: SLF001 - its own settings object
-            unit="{circuit}",
-            description="Circuit breaker circuits in memory, by state.",
-        )
+        # One gauge per meter, whatever the number of Telemetry objects reporting through it:
+        # a second one of the name would be handed back with its callback dropped.
+        feed, new = feed_for(meter)
+        feed.add(telemetry._breakers)  # noqa: SLF001 - its own settings object
+        if new:
+            meter.create_observable_gauge(
+                BREAKER_CIRCUITS,
+                callbacks=[feed.observe],
+                unit="{circuit}",
+                description="Circuit breaker circuits in memory, by state.",
+            )
 
 
 def _histogram(

@@ -5,10 +5,18 @@ Each :class:`~resilience.Stack` with telemetry hands its circuit breakers to the
 remembers which keys are not closed. When a metric reader collects, it asks each breaker for
 those keys' circuits (``statistics(key)``, so a circuit whose open time is up reads as half-open
 and one that expired is dropped) and reports counts by state only: keys never leave the process.
+
+A meter holds one gauge of a name, with one callback: every :class:`~resilience.Telemetry` that
+reports through the same meter adds its watch to that meter's :class:`GaugeFeed`, and the gauge
+counts them all. The SDK may collect from its own export thread, outside any event loop and
+while the loop's thread builds stacks: the feeds and watches lock what they share, and a breaker
+whose clock cannot be read there (the default clock follows the running loop) is reported by
+its circuits' last recorded states.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Hashable, Iterable
 
@@ -17,7 +25,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from . import _events as ev
 from ._breaker import CircuitBreaker, CircuitState
 
-__all__ = ["BREAKER_CIRCUITS", "BreakerWatch"]
+__all__ = ["BREAKER_CIRCUITS", "BreakerWatch", "GaugeFeed", "feed_for"]
 
 BREAKER_CIRCUITS = "resilience.breaker.circuits"
 _STATES = tuple(state.value for state in CircuitState)
@@ -29,26 +37,40 @@ class BreakerWatch:
     def __init__(self) -> None:
         self._breakers: weakref.WeakKeyDictionary[CircuitBreaker, dict[Hashable, CircuitState]]
         self._breakers = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
     def watch(self, breaker: CircuitBreaker) -> None:
         """Follow ``breaker``'s state changes (again for the same breaker: nothing happens)."""
-        if breaker in self._breakers:
-            return
-        not_closed: dict[Hashable, CircuitState] = {}
-        self._breakers[breaker] = not_closed
+        with self._lock:
+            if breaker in self._breakers:
+                return
+            not_closed: dict[Hashable, CircuitState] = {}
+            self._breakers[breaker] = not_closed
         breaker.add_listener(_Follower(not_closed, breaker.max_keys))
 
     def observe(self, options: CallbackOptions | None = None) -> Iterable[Observation]:
         """One observation per state: circuits in it, over every watched breaker."""
         counts = dict.fromkeys(_STATES, 0)
-        for breaker, not_closed in list(self._breakers.items()):
+        self.count_into(counts)
+        return _observations(counts)
+
+    def count_into(self, counts: dict[str, int]) -> None:
+        """Add this watch's circuits, by state, to ``counts``."""
+        with self._lock:
+            watched = list(self._breakers.items())
+        for breaker, not_closed in watched:
             statistics = breaker.statistics()
+            readable = statistics.keys is not None
             open_now = 0
             for key, recorded in list(not_closed.items()):
                 state: CircuitState | None = recorded  # a store that cannot say: last change
-                if statistics.keys is not None:
-                    circuit = breaker.statistics(key).circuit
-                    state = None if circuit is None else circuit.state  # None: expired
+                if readable:
+                    try:
+                        circuit = breaker.statistics(key).circuit
+                    except RuntimeError:  # no event loop in this thread to read the clock by
+                        readable = False
+                    else:
+                        state = None if circuit is None else circuit.state  # None: expired
                 if state is None or state is CircuitState.CLOSED:
                     not_closed.pop(key, None)
                     continue
@@ -56,7 +78,46 @@ class BreakerWatch:
                 open_now += 1
             if statistics.keys is not None:
                 counts[CircuitState.CLOSED.value] += max(statistics.keys - open_now, 0)
-        return [Observation(count, {ev.BREAKER_STATE: state}) for state, count in counts.items()]
+
+
+class GaugeFeed:
+    """Every watch that reports through one meter: the callback of that meter's one gauge."""
+
+    def __init__(self) -> None:
+        self._watches: weakref.WeakSet[BreakerWatch] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def add(self, watch: BreakerWatch) -> None:
+        """Count ``watch``'s breakers too (held weakly, as the telemetry that owns it)."""
+        with self._lock:
+            self._watches.add(watch)
+
+    def observe(self, options: CallbackOptions | None = None) -> Iterable[Observation]:
+        """One observation per state: circuits in it, over every watch of this meter."""
+        with self._lock:
+            watches = list(self._watches)
+        counts = dict.fromkeys(_STATES, 0)
+        for watch in watches:
+            watch.count_into(counts)
+        return _observations(counts)
+
+
+_FEEDS: weakref.WeakKeyDictionary[object, GaugeFeed] = weakref.WeakKeyDictionary()
+_FEEDS_LOCK = threading.Lock()
+
+
+def feed_for(meter: object) -> tuple[GaugeFeed, bool]:
+    """``meter``'s feed, and whether it was made just now (then the gauge is still to make)."""
+    with _FEEDS_LOCK:
+        feed = _FEEDS.get(meter)
+        if feed is not None:
+            return feed, False
+        feed = _FEEDS[meter] = GaugeFeed()
+        return feed, True
+
+
+def _observations(counts: dict[str, int]) -> list[Observation]:
+    return [Observation(count, {ev.BREAKER_STATE: state}) for state, count in counts.items()]
 
 
 class _Follower:

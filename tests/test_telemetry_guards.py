@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
+import threading
 
 import httpx
 import pytest
@@ -104,6 +106,77 @@ async def test_lockout_engaged_then_rejected(
     assert "ops@example.com" not in str(rejected.attributes)
     assert otel.event_counts() == {ev.LOCKOUT_ENGAGED: 1, ev.LOCKOUT_REJECTED: 1}
     assert len(otel.spans(SpanKind.CLIENT)) == 5
+
+
+async def test_the_gauge_reads_from_the_sdks_export_thread_too(
+    otel: Otel, scripted_server: RunningServer
+) -> None:
+    """A periodic reader collects in a thread of its own, where no event loop runs: an open
+    circuit must still be counted (its clock could not be read there, once, and the gauge
+    vanished exactly while a circuit was open)."""
+    breaker = CircuitBreaker(consecutive_failures=2, open_for=10.0)  # the default clock
+    stack = Stack(breaker, Classify(), telemetry=otel.telemetry())
+    async with httpx.AsyncClient(transport=stack.transport()) as client:
+        for _ in range(2):
+            await client.get(f"{scripted_server.url}/status/503")
+        seen: list[dict[str, int]] = []
+        reader = threading.Thread(target=lambda: seen.append(circuits(otel)))
+        reader.start()
+        reader.join()
+    assert seen == [{"closed": 0, "open": 1, "half_open": 0}]
+
+
+async def test_two_telemetries_on_one_meter_provider_count_every_breaker(
+    otel: Otel, scripted_server: RunningServer
+) -> None:
+    """A meter keeps one gauge of a name, with one callback: both stacks' breakers in it."""
+    breakers = [CircuitBreaker(consecutive_failures=1), CircuitBreaker(consecutive_failures=1)]
+    stacks = [Stack(b, Classify(), telemetry=otel.telemetry()) for b in breakers]
+    for stack in stacks:
+        async with httpx.AsyncClient(transport=stack.transport()) as client:
+            await client.get(f"{scripted_server.url}/status/503")
+    assert circuits(otel) == {"closed": 0, "open": 2, "half_open": 0}
+
+
+def test_watching_and_collecting_from_two_threads_at_once_is_safe() -> None:
+    """The SDK's export thread collects while the loop's thread builds stacks (and so watches
+    more breakers): without a lock, iterating the watched breakers raised "dictionary changed
+    size during iteration" about once in twenty collections."""
+    watch, errors, keep = BreakerWatch(), [], []
+    for _ in range(200):
+        breaker = CircuitBreaker()
+        keep.append(breaker)
+        watch.watch(breaker)
+
+    def build() -> None:
+        for _ in range(3000):
+            breaker = CircuitBreaker()
+            keep.append(breaker)
+            watch.watch(breaker)
+
+    def collect() -> None:
+        for _ in range(300):
+            errors.extend(_collect_error(watch))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as it can be
+    try:
+        threads = [threading.Thread(target=build), threading.Thread(target=collect)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+
+
+def _collect_error(watch: BreakerWatch) -> list[RuntimeError]:
+    try:
+        list(watch.observe())
+    except RuntimeError as exc:
+        return [exc]
+    return []
 
 
 def test_breakers_are_watched_once_and_held_weakly() -> None:
