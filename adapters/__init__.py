@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 
 import resilience
 
@@ -17,6 +18,8 @@ __all__ = ["ENTRY_POINT_GROUP", "available", "get"]
 ENTRY_POINT_GROUP = "resilience.adapters"
 
 # Our own adapters resolve without package metadata (a source checkout works too).
+_log = logging.getLogger(__name__)
+
 _BUILT_IN = {
     "dialstack": "adapters.dialstack",
     "get2dial": "adapters.get2dial",
@@ -25,7 +28,12 @@ _BUILT_IN = {
 
 
 def _entry_points() -> dict[str, object]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    try:
+        found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except Exception:  # noqa: BLE001 - another package's broken metadata must not hide ours
+        _log.warning("could not read the %r entry points", ENTRY_POINT_GROUP, exc_info=True)
+        return {}
+    return {ep.name: ep for ep in found}
 
 
 def available() -> list[str]:
@@ -39,6 +47,7 @@ def get(name: str) -> resilience.Adapter:
     Raises:
         LookupError: No adapter has that name (the message lists those that do).
         TypeError: The entry point does not name an :class:`resilience.Adapter`.
+        ImportError: The entry point's package failed to import (the message names it).
     """
     if name in _BUILT_IN:
         adapter = importlib.import_module(_BUILT_IN[name]).adapter
@@ -46,7 +55,11 @@ def get(name: str) -> resilience.Adapter:
         ep = _entry_points().get(name)
         if ep is None:
             raise LookupError(f"no adapter named {name!r}; available: {', '.join(available())}")
-        adapter = ep.load()  # type: ignore[attr-defined]
+        try:
+            adapter = ep.load()  # type: ignore[attr-defined]
+        except Exception as exc:
+            where = getattr(ep, "value", "?")
+            raise ImportError(f"adapter {name!r} ({where}) failed to load: {exc!r}") from exc
     if not isinstance(adapter, resilience.Adapter):
         raise TypeError(f"adapter {name!r} is {type(adapter).__name__}, not resilience.Adapter")
     return adapter

@@ -31,6 +31,12 @@ class VirtualClock:
     moves backwards, so a concurrent sleeper can only see more time pass, never less: a wait is
     never shortened, which is the property the stack's tests care about.
 
+    It is no scheduler: concurrent sleepers wake together, each seeing the latest of their
+    wake times, not one by one in time order. A task that sleeps 1 s beside one that sleeps
+    30 s sees 30 s pass, so a test that needs many tasks to interleave in time (a short
+    deadline beside a long Retry-After, say) should run on trio with
+    ``trio.testing.MockClock(autojump_threshold=0)``, which the default clock follows.
+
     Attributes:
         sleeps: Every requested sleep, in order, for assertions.
     """
