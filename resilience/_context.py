@@ -165,10 +165,15 @@ class AttemptCut:
         self.scope.deadline = wanted
 
     def caught(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is this cut (the loop's cancellation, at or past its time)."""
-        return isinstance(exc, anyio.get_cancelled_exc_class()) and (
-            anyio.current_time() >= self.scope.deadline
-        )
+        """Whether ``exc`` is this cut: the loop's cancellation, this scope's deadline reached.
+
+        When the caller's own deadline has passed too (a busy loop, or the same instant), it is
+        the caller's cancellation, which is never counted.
+        """
+        if not isinstance(exc, anyio.get_cancelled_exc_class()) or not self.scope.cancel_called:
+            return False
+        now = anyio.current_time()
+        return self.scope.deadline <= now < self.caller_deadline
 
 
 def cut_by_attempt_timeout(ctx: CallContext, exc: BaseException) -> bool:

@@ -333,6 +333,7 @@ class _RetryTransport(LayerTransport):
         start = anyio.current_time()
         cap = math.inf if ctx.deadline is None else start + left
         caller_deadline = anyio.current_effective_deadline()
+        outer = ctx.cut  # a Retry further out, when layers are composed by hand
         with anyio.CancelScope(deadline=start + limit) as scope:
             cut = ctx.cut = AttemptCut(
                 scope, by_timeout=not by_deadline, cap=cap, caller_deadline=caller_deadline
@@ -340,7 +341,7 @@ class _RetryTransport(LayerTransport):
             try:
                 return await self.inner.handle_async_request(request)
             finally:
-                ctx.cut = None
+                ctx.cut = outer
         # Only reached when the scope cut the attempt: it may have been sent, so what is raised
         # is a timeout, never DeadlineExceededError (a RejectedError: "nothing was sent"). A
         # gate's wait below may have moved an attempt_timeout cut as far as the deadline.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from hypothesis import given
@@ -80,3 +81,27 @@ async def test_a_deadlines_cut_does_not_move() -> None:
     )
     cut.extend(10.0)
     assert cut.deadline == 50.0
+
+
+@pytest.mark.anyio
+async def test_a_cut_is_this_scopes_only_while_the_callers_deadline_is_still_ahead() -> None:
+    """Both deadlines passed (a busy loop, or one instant): the caller's cancellation, which the
+    breaker must never count, and not the attempt timeout's cut."""
+    seen: list[BaseException] = []
+    with anyio.CancelScope(deadline=anyio.current_time() - 1.0) as fired:
+        try:
+            await anyio.lowlevel.checkpoint()
+        except anyio.get_cancelled_exc_class() as exc:  # what a layer below the cut sees
+            seen.append(exc)
+            raise
+    assert fired.cancel_called
+    (cancelled,) = seen
+    now = anyio.current_time()
+
+    def cut(scope: anyio.CancelScope, caller_deadline: float = math.inf) -> AttemptCut:
+        return AttemptCut(scope, by_timeout=True, cap=math.inf, caller_deadline=caller_deadline)
+
+    assert cut(fired).caught(cancelled)
+    assert not cut(fired, caller_deadline=now - 0.5).caught(cancelled)
+    assert not cut(anyio.CancelScope(deadline=now + 60.0)).caught(cancelled)  # not yet its time
+    assert not cut(fired).caught(ValueError())
