@@ -11,7 +11,6 @@ import logging
 import math
 from collections.abc import Callable, Hashable
 
-import anyio
 import attrs
 import httpx
 
@@ -30,7 +29,7 @@ from ._context import (
 from ._exceptions import CircuitOpenError, RejectedError
 from ._layer import Layer, LayerTransport
 from ._redact import key_fingerprint
-from ._store import MemoryStore, StateStore
+from ._store import MemoryStore, StateStore, shielded_write
 
 __all__ = [
     "BreakerStatistics",
@@ -368,23 +367,33 @@ class CircuitBreaker(Layer):
             return core.record(policy, c, ticket, failed, now)
 
         ttl = self._ttl(now)
+        change = None
         if memory is not None:
             change = memory.update_now(key, transition, now=now, ttl=ttl)
-        else:  # shielded: a verdict (a probe's above all) is written even if the call is cancelled
-            with anyio.CancelScope(shield=True):
+        elif failed or ticket.probe:
+            # Shielded, for a bounded time: a failure or a probe's verdict is written even if
+            # the call is cancelled meanwhile (a lost probe verdict would hold its slot).
+            with shielded_write() as scope:
                 change = await self._store.update(key, transition, now=now, ttl=ttl)
+            if scope.cancelled_caught:
+                _log.warning("circuit breaker store did not answer; a verdict was not written")
+        else:  # a plain success: not worth holding a cancelled caller for
+            change = await self._store.update(key, transition, now=now, ttl=ttl)
         if change is not None:
             self._changed(key, change, request)
 
     async def _release(self, key: Hashable, ticket: Ticket) -> None:
         if not ticket.probe:
             return
-        # Shielded: a cancelled probe must give its slot back even if the store has to await.
-        with anyio.CancelScope(shield=True):
+        # Shielded, for a bounded time: a cancelled probe gives its slot back even if the store
+        # has to await.
+        with shielded_write() as scope:
             now = self._clock.now()
             await self._store.update(
                 key, lambda c: core.release(c, ticket), now=now, ttl=self._ttl(now)
             )
+        if scope.cancelled_caught:
+            _log.warning("circuit breaker store did not answer; a probe slot was not released")
 
 
 def _notify(listener: StateListener, key: Hashable, change: Change) -> None:

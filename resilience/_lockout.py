@@ -10,11 +10,11 @@ tasks with a wrong password cannot spend the budget all at once.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Coroutine, Hashable
 from typing import Any
 
-import anyio
 import attrs
 import httpx
 
@@ -27,7 +27,7 @@ from ._exceptions import LockedOutError, RejectedError
 from ._layer import Layer, LayerTransport
 from ._lockout_core import Account, Outcome, Refusal
 from ._redact import key_fingerprint
-from ._store import MemoryStore, StateStore
+from ._store import MemoryStore, StateStore, shielded_write
 
 __all__ = ["LockoutGuard", "LockoutStatistics"]
 
@@ -67,6 +67,8 @@ class LockoutStatistics:
     engaged: int
     waiting: int
 
+
+_log = logging.getLogger("resilience.lockout")
 
 #: Kinds of answer after which the vendor may have run the login without saying how it went.
 _UNANSWERED = frozenset({Kind.SERVER_ERROR, Kind.TIMEOUT, Kind.NETWORK})
@@ -206,9 +208,11 @@ class LockoutGuard(Layer):
         lockout = retry_after if retry_after is not None else login.lockout
         now = self._clock.now()
         window = login.window
-        # Shielded: a login's outcome is written even if the call is cancelled meanwhile (a store
-        # that awaits could otherwise drop a failed login, and the budget would not see it).
-        with anyio.CancelScope(shield=True):
+        # Shielded, for a bounded time: a login's outcome is written even if the call is
+        # cancelled meanwhile (a store that awaits could otherwise drop a failed login, and the
+        # budget would not see it).
+        engaged = None
+        with shielded_write() as scope:
             engaged = await self._store.update(
                 key,
                 lambda a: core.record(
@@ -217,6 +221,8 @@ class LockoutGuard(Layer):
                 now=now,
                 ttl=lambda a: core.ttl(a, window, now),
             )
+        if scope.cancelled_caught:
+            _log.warning("lockout guard store did not answer; a login's outcome was not written")
         if engaged is not None:
             counts["engaged"] += 1
             if ctx.listeners:

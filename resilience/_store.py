@@ -61,6 +61,20 @@ class StateStore(Protocol[S]):
         ...
 
 
+#: The longest a write that must outlive a cancellation (a probe's verdict, a failed login) may
+#: hold the cancelled call, seconds: a store that does not answer by then is given up on, so a
+#: stalled store cannot hold a cancelled caller or an attempt timeout indefinitely.
+SHIELDED_WRITE_SECONDS = 2.0
+
+
+def shielded_write() -> anyio.CancelScope:
+    """A scope that finishes a store write through a cancellation, for a bounded time.
+
+    At most :data:`SHIELDED_WRITE_SECONDS`.
+    """
+    return anyio.move_on_after(SHIELDED_WRITE_SECONDS, shield=True)
+
+
 @attrs.frozen
 class StoreStatistics:
     """A snapshot of a :class:`MemoryStore`."""

@@ -264,6 +264,36 @@ async def test_a_request_that_breaks_http_itself_never_counts_against_the_server
     assert (circuit.state, circuit.failures) == (CLOSED, 0)
 
 
+class _StalledStore(SuspendingStore[Circuit]):
+    """A store whose writes never answer (a remote store in its own outage)."""
+
+    async def update(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        await anyio.sleep_forever()
+
+
+async def test_a_store_that_stalls_holds_a_cancelled_call_only_briefly(
+    clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure's write outlives the caller's cancellation, but a store that never answers is
+    given up on after SHIELDED_WRITE_SECONDS (here shortened), with a warning."""
+    monkeypatch.setattr(resilience._store, "SHIELDED_WRITE_SECONDS", 0.05)
+    scopes: list[anyio.CancelScope] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        scopes[-1].cancel()  # the caller gives up as the 500 arrives
+        return httpx.Response(500)
+
+    breaker = CircuitBreaker(clock=clock, consecutive_failures=1, store=_StalledStore())
+    transport = Stack(breaker, Classify()).transport(httpx.MockTransport(handler))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with anyio.fail_after(10):  # liveness only: without the bound it never returns
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                await client.get("https://api.example.com/")
+    assert scope.cancel_called
+    assert "store did not answer; a verdict was not written" in caplog.text
+
+
 async def test_cancelled_calls_never_count(
     flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
 ) -> None:
