@@ -248,14 +248,17 @@ class HTTPClassifier:
         sent = not isinstance(exc, _NOT_SENT)
         name = type(exc).__name__
         if isinstance(exc, httpx.LocalProtocolError):
-            # Our own request broke HTTP (an illegal header value, a body longer than its
-            # Content-Length): sending it again fails the same way, and the server is not to
-            # blame, so the breaker must not count it against a healthy origin.
+            # The client side of the connection broke HTTP: our request (an illegal header
+            # value, which fails again at once, sending nothing) or the connection's state (an
+            # HTTP/2 connection the server had just closed, which a retry on a new one fixes).
+            # Either way the server is not to blame: the breaker must not count it.
             return Classification(
-                kind=Kind.CLIENT_ERROR,
+                kind=Kind.NETWORK,
+                retryable=True,
+                counts_as_failure=False,
                 may_have_executed=sent,
                 vendor=self.name,
-                reason=f"{name}: the request itself is malformed (maybe sent)",
+                reason=f"{name}: a local protocol error (maybe sent), not the server's",
             )
         if isinstance(exc, httpx.TimeoutException):
             kind = Kind.TIMEOUT

@@ -95,7 +95,6 @@ def test_error_bodies_are_wanted_success_bodies_are_not() -> None:
         (httpx.WriteError("reset"), Kind.NETWORK, True, True),
         (httpx.RemoteProtocolError("eof"), Kind.NETWORK, True, True),
         (httpx.UnsupportedProtocol("ftp"), Kind.NETWORK, False, False),
-        (httpx.LocalProtocolError("illegal header value"), Kind.CLIENT_ERROR, True, False),
         (ConnectionResetError(), Kind.NETWORK, True, True),
         (ValueError("bug"), Kind.CLIENT_ERROR, True, False),
     ],
@@ -108,6 +107,14 @@ def test_exceptions(exc: Exception, kind: Kind, sent: bool, retryable: bool) -> 
     assert result.retryable is retryable
     assert result.counts_as_failure is retryable
     assert ("not sent" in result.reason) is (not sent and kind is not Kind.CLIENT_ERROR)
+
+
+def test_a_local_protocol_error_is_retried_but_never_the_servers_failure() -> None:
+    """Our side broke HTTP: an illegal header (fails again, harmlessly) or an HTTP/2 connection
+    the server had just closed (a new one fixes it). Never counted against the origin."""
+    result = CLASSIFIER.classify_exception(GET, httpx.LocalProtocolError("illegal header"))
+    assert (result.kind, result.retryable, result.counts_as_failure) == (Kind.NETWORK, True, False)
+    assert result.may_have_executed
 
 
 def test_idempotent_methods() -> None:
