@@ -61,7 +61,8 @@ class _ClassifyTransport(LayerTransport):
             body = b""
             if verdict is None and classifier.wants_body(request, response):
                 # The response was returned to us, so we own it until we return it.
-                body = decoded_prefix(response.headers, await peek(response, self._limit))
+                raw = await peek(response, self._limit)
+                body = decoded_prefix(response.headers, raw, self._limit)
         except RejectedError:
             raise  # a decision of a layer below, not an attempt
         except Exception as exc:

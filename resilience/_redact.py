@@ -11,6 +11,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Hashable, Mapping
 from typing import Any
@@ -23,6 +24,7 @@ from ._classification import Classification
 
 __all__ = [
     "SENSITIVE_HEADERS",
+    "Secrets",
     "credential_fingerprint",
     "fingerprint",
     "is_sensitive_header",
@@ -94,14 +96,50 @@ def redact_url(url: httpx.URL | str) -> str:
 #: The most request-body values collected as secrets, and the largest body looked into.
 _MAX_BODY_VALUES = 256
 _MAX_BODY_BYTES = 64 * 1024
+#: Body fields whose values are credentials or identify a person: redacted wherever they
+#: appear, as header credentials are.
+_SECRET_FIELDS = re.compile(
+    r"pass|secret|token|key|auth|credential|session|pin|otp|email|user|login|phone|card|ssn",
+    re.IGNORECASE,
+)
+#: Other body values shorter than this are not redacted: a vendor echoing "call" or "us" is not
+#: leaking, and redacting them would garble its message ("REDACTEDer_id").
+_MIN_WORD_LENGTH = 6
 
 
-def request_secrets(request: httpx.Request) -> list[str]:
-    """The secrets a request carries, longest first.
+@attrs.frozen
+class Secrets:
+    """What of a request must not be written anywhere.
 
-    Credentials in its headers and URL, and every string value of its body (a JSON or form
-    body): the contract counts all of a request body as secret, and a vendor may echo it, a
-    password in a failed login above all.
+    Attributes:
+        exact: Credentials (headers, URL, credential-like body fields): redacted wherever they
+            appear, inside other text too. Longest first.
+        words: The body's other string values: redacted where they stand as whole words.
+    """
+
+    exact: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.exact or self.words)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced by ``REDACTED``."""
+        for secret in self.exact:
+            text = text.replace(secret, REDACTED)
+        for word in self.words:
+            if word in text:
+                text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", REDACTED, text)
+        return text
+
+
+def request_secrets(request: httpx.Request) -> Secrets:
+    """The secrets a request carries.
+
+    Credentials in its headers and URL, and the string values of its body (a JSON or form body):
+    the contract counts a request body as secret, and a vendor may echo it, a password in a
+    failed login above all. Values of credential-like fields (password, token, email, ...) are
+    redacted wherever they appear; the body's other values only as whole words.
     """
     found: set[str] = set()
     for name, value in request.headers.items():
@@ -122,12 +160,19 @@ def request_secrets(request: httpx.Request) -> list[str]:
     for pair in url.query.split(b"&"):  # as sent, still percent-encoded: a server may echo that
         head, equals, raw = pair.partition(b"=")
         found.add((raw if equals else head).decode("ascii", "replace"))  # "?sk_live_1": the name
-    found.update(_body_values(request))
-    return sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
+    fields = _body_fields(request)
+    found.update(value for name, value in fields if _SECRET_FIELDS.search(name))
+    exact = sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
+    words = {value for _, value in fields if len(value) >= _MIN_WORD_LENGTH} - set(exact)
+    return Secrets(exact=tuple(exact), words=tuple(sorted(words, key=len, reverse=True)))
 
 
-def _body_values(request: httpx.Request) -> list[str]:
-    """The string values of a JSON or form body (none for a stream not read, or a huge one)."""
+def _body_fields(request: httpx.Request) -> list[tuple[str, str]]:
+    """``(field name, string value)`` of a JSON or form body.
+
+    None for a stream not read, or a huge body. A JSON value's name is its nearest key (an
+    array's items share their key's).
+    """
     try:
         content = request.content
     except httpx.RequestNotRead:
@@ -135,29 +180,28 @@ def _body_values(request: httpx.Request) -> list[str]:
     if not content or len(content) > _MAX_BODY_BYTES:
         return []
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    values: list[str] = []
+    fields: list[tuple[str, str]] = []
     if kind == "application/x-www-form-urlencoded":
-        text = content.decode("utf-8", "replace")
-        values = [value for _, value in parse_qsl(text, keep_blank_values=False)]
+        fields = parse_qsl(content.decode("utf-8", "replace"), keep_blank_values=False)
     else:
         try:
-            _strings(json.loads(content), values)
+            _strings(json.loads(content), "", fields)
         except (ValueError, RecursionError):
             return []
-    return values[:_MAX_BODY_VALUES]
+    return fields[:_MAX_BODY_VALUES]
 
 
-def _strings(value: object, into: list[str], depth: int = 0) -> None:
+def _strings(value: object, name: str, into: list[tuple[str, str]], depth: int = 0) -> None:
     if len(into) >= _MAX_BODY_VALUES or depth > 32:
         return
     if isinstance(value, str):
-        into.append(value)
+        into.append((name, value))
     elif isinstance(value, dict):
-        for item in value.values():
-            _strings(item, into, depth + 1)
+        for key, item in value.items():
+            _strings(item, str(key), into, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _strings(item, into, depth + 1)
+            _strings(item, name, into, depth + 1)
 
 
 def _basic_parts(token: str) -> list[str]:
@@ -173,13 +217,7 @@ def redact_text(text: str, request: httpx.Request | None) -> str:
     """``text`` with every secret of ``request`` replaced by ``REDACTED``."""
     if request is None:
         return text
-    return _replace(text, request_secrets(request))
-
-
-def _replace(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
+    return request_secrets(request).redact(text)
 
 
 def redact_verdict(verdict: Classification, request: httpx.Request) -> Classification:
@@ -197,16 +235,16 @@ def redact_verdict(verdict: Classification, request: httpx.Request) -> Classific
         return verdict
     clean = attrs.evolve(
         error,
-        message=_replace(error.message, secrets),
-        messages=tuple(_replace(m, secrets) for m in error.messages),
+        message=secrets.redact(error.message),
+        messages=tuple(secrets.redact(m) for m in error.messages),
         details=_redact_value(error.details, secrets),
     )
-    return attrs.evolve(verdict, error=clean, reason=_replace(verdict.reason, secrets))
+    return attrs.evolve(verdict, error=clean, reason=secrets.redact(verdict.reason))
 
 
-def _redact_value(value: Any, secrets: list[str]) -> Any:
+def _redact_value(value: Any, secrets: Secrets) -> Any:
     if isinstance(value, str):
-        return _replace(value, secrets)
+        return secrets.redact(value)
     if isinstance(value, Mapping):
         return {k: _redact_value(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

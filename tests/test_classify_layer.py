@@ -7,6 +7,7 @@ import gzip
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -211,6 +212,28 @@ def test_a_compression_bomb_is_inflated_only_as_far_as_the_bound(nested: bool) -
 def test_each_content_coding_is_undone(encoding: str, raw: bytes) -> None:
     headers = httpx.Headers({"content-encoding": encoding})
     assert resilience._body.decoded_prefix(headers, raw) == b'{"a": 1}'
+
+
+class _BodyLength(resilience.HTTPClassifier):
+    """Remembers how many decoded bytes each error reached the classifier with."""
+
+    seen: ClassVar[list[int]] = []
+
+    def parse_error(self, response: httpx.Response, body: bytes) -> resilience.VendorError | None:
+        self.seen.append(len(body))
+        return super().parse_error(response, body)
+
+
+async def test_the_decoded_body_keeps_to_the_layers_own_peek_limit(
+    core_server: RunningServer,
+) -> None:
+    transport = Stack(Classify(_BodyLength(), peek_limit=1024)).transport(
+        httpx.AsyncHTTPTransport()
+    )
+    async with httpx.AsyncClient(base_url=core_server.url, transport=transport) as client:
+        response = await client.get("/gzip-bomb")
+    assert _BodyLength.seen[-1] == 1024  # not 64 KiB: the bound is the layer's setting
+    assert response.content == GZIP_BOMB_BODY
 
 
 class _Inflating:
