@@ -198,6 +198,28 @@ async def test_a_hung_probe_cut_by_the_attempt_timeout_reopens_it_for_longer(
     assert circuit.retry_after == 8.0
 
 
+async def test_an_inner_retry_leaves_the_outer_cut_to_the_outer_breaker(
+    clock: VirtualClock,
+) -> None:
+    """Layers composed by hand share one call context: an inner Retry's cut must give the
+    outer one back, or the outer breaker takes the outer attempt timeout for a cancellation."""
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    breaker = CircuitBreaker(clock=clock, consecutive_failures=1)
+    inner = resilience.Retry(attempts=1, attempt_timeout=5.0, clock=clock)
+    outer = resilience.Retry(attempts=1, attempt_timeout=0.05, clock=clock)
+    transport = outer.wrap(breaker.wrap(inner.wrap(httpx.MockTransport(hang))))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.TimeoutException):
+            await client.get("https://api.example.com/")
+    circuit = breaker.statistics(("https", "api.example.com", 443)).circuit
+    assert circuit is not None
+    assert circuit.state is OPEN
+
+
 async def test_attempts_cut_by_the_calls_deadline_never_count(
     flaky: tuple[FlakyApp, RunningServer], clock: VirtualClock
 ) -> None:
