@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Callable, Hashable
 
+import anyio
 import attrs
 import httpx
 
@@ -476,7 +477,12 @@ class _BreakerTransport(LayerTransport):
             verdict = classification_of(request, response, ctx)
         failed = verdict.counts_as_failure
         if failed or ticket.probe or memory is None:
-            await layer._record(request, key, ticket, failed)  # noqa: SLF001
+            try:
+                await layer._record(request, key, ticket, failed)  # noqa: SLF001
+            except BaseException:  # cancelled while a store wrote: the response goes nowhere
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+                raise
         else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)
             now = self._clock.now()
             epoch = math.floor(now / self._bucket_width)  # BreakerPolicy.bucket_width's index

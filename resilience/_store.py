@@ -61,16 +61,18 @@ class StateStore(Protocol[S]):
         ...
 
 
-#: The longest a write that must outlive a cancellation (a probe's verdict, a failed login) may
-#: hold the cancelled call, seconds: a store that does not answer by then is given up on, so a
-#: stalled store cannot hold a cancelled caller or an attempt timeout indefinitely.
-SHIELDED_WRITE_SECONDS = 2.0
+#: The longest a store write that must outlive a cancellation (a failure, a probe's verdict, a
+#: failed login) may take, seconds. Such writes are shielded from the caller's cancellation; a
+#: store that has not answered by then (a remote store in its own outage) is given up on, with a
+#: warning, so it cannot hold a cancelled caller or an attempt timeout indefinitely.
+SHIELDED_WRITE_SECONDS = 10.0
 
 
 def shielded_write() -> anyio.CancelScope:
     """A scope that finishes a store write through a cancellation, for a bounded time.
 
-    At most :data:`SHIELDED_WRITE_SECONDS`.
+    At most :data:`SHIELDED_WRITE_SECONDS`, cancelled or not: anyio cannot tell a shielded
+    scope that the caller was cancelled, so the bound is on the write itself.
     """
     return anyio.move_on_after(SHIELDED_WRITE_SECONDS, shield=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Hashable, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator
 from typing import TypeVar
 
 import anyio
@@ -314,6 +314,35 @@ async def test_a_store_that_stalls_holds_a_cancelled_call_only_briefly(
                 await client.get("https://api.example.com/")
     assert scope.cancel_called
     assert "store did not answer; a verdict was not written" in caplog.text
+
+
+class _Tracked(httpx.AsyncByteStream):
+    closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"ok"
+
+    async def aclose(self) -> None:
+        type(self).closed = True
+
+
+async def test_a_success_cancelled_while_its_store_writes_is_closed_not_leaked(
+    clock: VirtualClock,
+) -> None:
+    scopes: list[anyio.CancelScope] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        scopes[-1].cancel()  # the caller gives up as the answer arrives
+        return httpx.Response(200, stream=_Tracked())
+
+    breaker = CircuitBreaker(clock=clock, store=SuspendingStore[Circuit]())
+    transport = Stack(breaker, Classify()).transport(httpx.MockTransport(handler))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await client.get("https://api.example.com/")
+    assert scope.cancelled_caught
+    assert _Tracked.closed  # the response went nowhere, and its connection was let go
 
 
 async def test_cancelled_calls_never_count(
