@@ -248,14 +248,11 @@ class HTTPClassifier:
         sent = not isinstance(exc, _NOT_SENT)
         name = type(exc).__name__
         if isinstance(exc, httpx.LocalProtocolError):
-            # The client side of the connection broke HTTP: our request (an illegal header
-            # value, which fails again at once, sending nothing) or the connection's state (an
-            # HTTP/2 connection the server had just closed, which a retry on a new one fixes).
-            # Either way the server is not to blame: the breaker must not count it.
+            # Our side broke HTTP (an illegal header value, a body longer than its
+            # Content-Length): sending it again fails the same way, and the server is not to
+            # blame, so it is neither retried nor counted against the origin by the breaker.
             return Classification(
-                kind=Kind.NETWORK,
-                retryable=True,
-                counts_as_failure=False,
+                kind=Kind.CLIENT_ERROR,
                 may_have_executed=sent,
                 vendor=self.name,
                 reason=f"{name}: a local protocol error (maybe sent), not the server's",

@@ -109,11 +109,11 @@ def test_exceptions(exc: Exception, kind: Kind, sent: bool, retryable: bool) -> 
     assert ("not sent" in result.reason) is (not sent and kind is not Kind.CLIENT_ERROR)
 
 
-def test_a_local_protocol_error_is_retried_but_never_the_servers_failure() -> None:
-    """Our side broke HTTP: an illegal header (fails again, harmlessly) or an HTTP/2 connection
-    the server had just closed (a new one fixes it). Never counted against the origin."""
+def test_a_local_protocol_error_is_ours_neither_retried_nor_the_servers_failure() -> None:
+    """Our side broke HTTP (an illegal header): it fails again at once, whatever the backoff."""
     result = CLASSIFIER.classify_exception(GET, httpx.LocalProtocolError("illegal header"))
-    assert (result.kind, result.retryable, result.counts_as_failure) == (Kind.NETWORK, True, False)
+    assert (result.kind, result.retryable, result.counts_as_failure) == (
+        Kind.CLIENT_ERROR, False, False)  # fmt: skip
     assert result.may_have_executed
 
 
