@@ -96,25 +96,47 @@ def redact_url(url: httpx.URL | str) -> str:
 #: The most request-body values collected as secrets, and the largest body looked into.
 _MAX_BODY_VALUES = 256
 _MAX_BODY_BYTES = 64 * 1024
-#: Body fields whose values are credentials or identify a person: redacted wherever they
-#: appear, as header credentials are.
-_SECRET_FIELDS = re.compile(
-    r"pass|secret|token|key|auth|credential|session|pin|otp|email|user|login|phone|card|ssn",
-    re.IGNORECASE,
-)
-#: Other body values shorter than this are not redacted: a vendor echoing "call" or "us" is not
-#: leaking, and redacting them would garble its message ("REDACTEDer_id").
-_MIN_WORD_LENGTH = 6
+#: Body fields whose values are credentials or identify a person, by the words of their names
+#: (``api_key``, ``accessToken``, ``first-name`` are split into words): their values are
+#: redacted wherever they appear, as header credentials are.
+_SECRET_WORDS = frozenset(
+    {
+        "password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "key", "apikey",
+        "auth", "authorization", "credential", "credentials", "session", "sid", "pin", "otp",
+        "cvv", "cvc", "card", "pan", "iban", "account", "ssn", "dob", "email", "mail", "user",
+        "username", "login", "phone", "mobile", "name", "address",
+    }
+)  # fmt: skip
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+#: Values shorter than this are redacted as whole words only, never inside other text: "us" or
+#: "42" inside a vendor's own words is no leak, and replacing it there would garble them.
+_MIN_SUBSTRING_LENGTH = 4
+
+
+def _secret_field(name: str) -> bool:
+    return any(word.lower() in _SECRET_WORDS for word in _NAME_WORDS.findall(name))
+
+
+def _word_pattern(value: str) -> re.Pattern[str]:
+    """``value`` where it stands as a whole word.
+
+    No word character may be glued to an edge of it that is itself a word character, so
+    ``acct#123!`` is found in ``acct#123!x``.
+    """
+    left = r"(?<!\w)" if re.match(r"\w", value[0]) else ""
+    right = r"(?!\w)" if re.match(r"\w", value[-1]) else ""
+    return re.compile(left + re.escape(value) + right)
 
 
 @attrs.frozen
 class Secrets:
-    """What of a request must not be written anywhere.
+    """What of a request must not be written anywhere, longest first.
 
     Attributes:
-        exact: Credentials (headers, URL, credential-like body fields): redacted wherever they
-            appear, inside other text too. Longest first.
-        words: The body's other string values: redacted where they stand as whole words.
+        exact: Credentials (headers, URL, values of credential- or person-like body fields) of
+            4 characters or more: redacted wherever they appear, inside other text too.
+        words: Every other string value of the body, and the shorter credentials: redacted
+            where they stand as whole words.
     """
 
     exact: tuple[str, ...] = ()
@@ -124,12 +146,23 @@ class Secrets:
         return bool(self.exact or self.words)
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret replaced by ``REDACTED``."""
-        for secret in self.exact:
-            text = text.replace(secret, REDACTED)
-        for word in self.words:
-            if word in text:
-                text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", REDACTED, text)
+        """``text`` with every secret replaced by ``REDACTED``, the longest first.
+
+        So a value that contains a credential goes whole, not around it.
+        """
+        order = sorted(
+            [(value, True) for value in self.exact] + [(value, False) for value in self.words],
+            key=lambda item: len(item[0]),
+            reverse=True,
+        )
+        for value, anywhere in order:
+            if value not in text:
+                continue
+            text = (
+                text.replace(value, REDACTED)
+                if anywhere
+                else _word_pattern(value).sub(REDACTED, text)
+            )
         return text
 
 
@@ -138,8 +171,9 @@ def request_secrets(request: httpx.Request) -> Secrets:
 
     Credentials in its headers and URL, and the string values of its body (a JSON or form body):
     the contract counts a request body as secret, and a vendor may echo it, a password in a
-    failed login above all. Values of credential-like fields (password, token, email, ...) are
-    redacted wherever they appear; the body's other values only as whole words.
+    failed login above all. Values of credential- or person-like fields (password, token,
+    email, name, ...) are redacted wherever they appear; the body's other values (of 3
+    characters or more) where they stand as whole words.
     """
     found: set[str] = set()
     for name, value in request.headers.items():
@@ -161,10 +195,17 @@ def request_secrets(request: httpx.Request) -> Secrets:
         head, equals, raw = pair.partition(b"=")
         found.add((raw if equals else head).decode("ascii", "replace"))  # "?sk_live_1": the name
     fields = _body_fields(request)
-    found.update(value for name, value in fields if _SECRET_FIELDS.search(name))
-    exact = sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
-    words = {value for _, value in fields if len(value) >= _MIN_WORD_LENGTH} - set(exact)
-    return Secrets(exact=tuple(exact), words=tuple(sorted(words, key=len, reverse=True)))
+    secret_values = {value for name, value in fields if _secret_field(name)}
+    found.update(value for value in secret_values if len(value) >= _MIN_SUBSTRING_LENGTH)
+    exact = {s for s in found if len(s) >= _MIN_SECRET_LENGTH}
+    # The body's other values, and the credentials too short to look for inside other words
+    # (a 3-digit CVV): whole words. A request body is secret, however ordinary its values.
+    words = {value for _, value in fields if value.strip()} - exact
+    words -= {value for value in words if len(value) < 3 and value not in secret_values}
+    return Secrets(
+        exact=tuple(sorted(exact, key=len, reverse=True)),
+        words=tuple(sorted(words, key=len, reverse=True)),
+    )
 
 
 def _body_fields(request: httpx.Request) -> list[tuple[str, str]]:

@@ -135,14 +135,39 @@ def test_a_bare_query_key_is_a_secret_as_sent() -> None:
 
 
 def test_the_bodys_plain_values_are_redacted_as_whole_words_only() -> None:
-    """Credential-like fields go wherever they appear; other values only as words of 6 or more
-    characters, so a vendor's message keeps its own words ("caller_id", not "REDACTEDer_id")."""
-    request = httpx.Request(
-        "POST",
-        "https://x.test/v1/calls",
-        json={"type": "call", "region": "us-east", "api_key": "k9", "auth": {"pin": "4321"}},
+    """Credential- and person-like fields go wherever they appear; the body's other values as
+    whole words, so the vendor's own words survive ("caller_id", not "REDACTEDer_id")."""
+    body = {
+        "type": "call",
+        "region": "us-east",
+        "api_key": "k9",
+        "auth": {"pin": "4321"},
+        "cvv": "123",
+        "shipping": "standard",  # not a "pin": fields are matched by the words of their names
+    }
+    request = httpx.Request("POST", "https://x.test/v1/calls", json=body)
+    message = "must be one of: us-east, eu-west; a call needs a caller_id; pin 4321x; cvv 123"
+    assert redact_text(message + "; nonstandard", request) == (
+        "must be one of: REDACTED, eu-west; a REDACTED needs a caller_id; pin REDACTEDx; "
+        "cvv REDACTED; nonstandard"
     )
-    message = "region must be one of: us-east, eu-west; a call needs a caller_id; pin 4321x"
-    assert redact_text(message, request) == (
-        "region must be one of: REDACTED, eu-west; a call needs a caller_id; pin REDACTEDx"
-    )
+
+
+@pytest.mark.parametrize(
+    ("body", "echoed", "shown"),
+    [
+        # The longest first: a value holding a credential goes whole, not around it.
+        ({"email": "jane@ex.com", "message": "Contact jane@ex.com about invoice 4411"},
+         "got: Contact jane@ex.com about invoice 4411", "got: REDACTED"),
+        # Punctuation at a value's edge: no word boundary is asked for there.
+        ({"ref": "acct#99887766!"}, "bad ref acct#99887766!x", "bad ref REDACTEDx"),
+        # Short credentials and a person's name, by the words of their fields' names.
+        ({"pwd": "ab12c", "zip": "90210", "firstName": "Rosalind"},
+         "ab12c / 90210 / Rosalind", "REDACTED / REDACTED / REDACTED"),
+    ],
+)  # fmt: skip
+def test_what_a_vendor_echoes_of_a_body_is_gone(
+    body: dict[str, str], echoed: str, shown: str
+) -> None:
+    request = httpx.Request("POST", "https://x.test/v1/x", json=body)
+    assert redact_text(echoed, request) == shown
