@@ -138,6 +138,21 @@ async def test_two_telemetries_on_one_meter_provider_count_every_breaker(
     assert circuits(otel) == {"closed": 0, "open": 2, "half_open": 0}
 
 
+async def test_one_breaker_in_two_stacks_with_two_telemetries_is_counted_once(
+    otel: Otel, scripted_server: RunningServer
+) -> None:
+    shared, other = CircuitBreaker(consecutive_failures=1), CircuitBreaker(consecutive_failures=1)
+    stacks = [
+        Stack(shared, Classify(), telemetry=otel.telemetry()),
+        Stack(shared, Classify(), telemetry=otel.telemetry()),
+        Stack(other, Classify(), telemetry=otel.telemetry()),
+    ]
+    for stack in stacks[::2]:
+        async with httpx.AsyncClient(transport=stack.transport()) as client:
+            await client.get(f"{scripted_server.url}/status/503")
+    assert circuits(otel) == {"closed": 0, "open": 2, "half_open": 0}
+
+
 def test_watching_and_collecting_from_two_threads_at_once_is_safe() -> None:
     """The SDK's export thread collects while the loop's thread builds stacks (and so watches
     more breakers): without a lock, iterating the watched breakers raised "dictionary changed
