@@ -11,7 +11,6 @@ import logging
 import math
 from collections.abc import Callable, Hashable
 
-import anyio
 import attrs
 import httpx
 
@@ -480,7 +479,7 @@ class _BreakerTransport(LayerTransport):
             try:
                 await layer._record(request, key, ticket, failed)  # noqa: SLF001
             except BaseException:  # cancelled while a store wrote: the response goes nowhere
-                with anyio.CancelScope(shield=True):
+                with shielded_write():  # bounded: a close that hangs cannot hold the caller
                     await response.aclose()
                 raise
         else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)

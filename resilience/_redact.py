@@ -96,25 +96,38 @@ def redact_url(url: httpx.URL | str) -> str:
 #: The most request-body values collected as secrets, and the largest body looked into.
 _MAX_BODY_VALUES = 256
 _MAX_BODY_BYTES = 64 * 1024
-#: Body fields whose values are credentials or identify a person, by the words of their names
-#: (``api_key``, ``accessToken``, ``first-name`` are split into words): their values are
-#: redacted wherever they appear, as header credentials are.
+#: Body fields whose values are credentials or identify a person: their values are redacted
+#: wherever they appear, as header credentials are. A field is one when a word of its name
+#: (``api_key``, ``accessToken`` and ``first-name`` are split into words) is in
+#: ``_SECRET_WORDS``, or its name holds one of ``_SECRET_PARTS`` anywhere (``newpassword``,
+#: ``sessionid``), or it is a person's name (``first_name``, not ``template_name``).
 _SECRET_WORDS = frozenset(
     {
-        "password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "key", "apikey",
-        "auth", "authorization", "credential", "credentials", "session", "sid", "pin", "otp",
-        "cvv", "cvc", "card", "pan", "iban", "account", "ssn", "dob", "email", "mail", "user",
-        "username", "login", "phone", "mobile", "name", "address",
+        "pwd", "pass", "key", "auth", "pin", "otp", "cvv", "cvc", "card", "pan", "ssn", "dob",
+        "sid", "user", "login", "mail", "mobile", "iban", "email", "phone",
     }
 )  # fmt: skip
+_SECRET_PARTS = (
+    "password", "passwd", "passcode", "passphrase", "secret", "token", "apikey", "credential",
+    "session", "cardnumber", "creditcard", "username", "userid", "email", "phone",
+    "firstname", "lastname", "fullname", "surname",
+)  # fmt: skip
+_PERSON_NAMES = frozenset({"first", "last", "full", "given", "family", "middle", "sur"})
 _NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-#: Values shorter than this are redacted as whole words only, never inside other text: "us" or
-#: "42" inside a vendor's own words is no leak, and replacing it there would garble them.
+#: Credentials shorter than this are redacted as whole words only, never inside other text.
 _MIN_SUBSTRING_LENGTH = 4
+#: Values shorter than this are never redacted: "7" or "us" is no secret worth garbling a
+#: vendor's every "7" and "us" for.
+_MIN_WORD_LENGTH = 3
+_WORD = re.compile(r"\w+")
 
 
 def _secret_field(name: str) -> bool:
-    return any(word.lower() in _SECRET_WORDS for word in _NAME_WORDS.findall(name))
+    lower = name.lower()
+    if any(part in lower for part in _SECRET_PARTS):
+        return True
+    words = {word.lower() for word in _NAME_WORDS.findall(name)}
+    return bool(words & _SECRET_WORDS) or ("name" in words and bool(words & _PERSON_NAMES))
 
 
 def _word_pattern(value: str) -> re.Pattern[str]:
@@ -130,13 +143,13 @@ def _word_pattern(value: str) -> re.Pattern[str]:
 
 @attrs.frozen
 class Secrets:
-    """What of a request must not be written anywhere, longest first.
+    """What of a request must not be written anywhere.
 
     Attributes:
         exact: Credentials (headers, URL, values of credential- or person-like body fields) of
             4 characters or more: redacted wherever they appear, inside other text too.
-        words: Every other string value of the body, and the shorter credentials: redacted
-            where they stand as whole words.
+        words: Every other string value of the body (3 characters or more), and the shorter
+            credentials: redacted where they stand as whole words.
     """
 
     exact: tuple[str, ...] = ()
@@ -148,14 +161,28 @@ class Secrets:
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced by ``REDACTED``, the longest first.
 
-        So a value that contains a credential goes whole, not around it.
+        So a value that contains a credential goes whole, not around it. Values that are one
+        word each are found together, in one pass over the text's words per run of them
+        between the other values (a body of 256 short values costs one pass, not 256).
         """
+        singles = sorted(
+            (value for value in self.words if _WORD.fullmatch(value)), key=len, reverse=True
+        )
+        single = set(singles)
         order = sorted(
-            [(value, True) for value in self.exact] + [(value, False) for value in self.words],
+            [(value, True) for value in self.exact]
+            + [(value, False) for value in self.words if value not in single],
             key=lambda item: len(item[0]),
             reverse=True,
         )
+        taken = 0
         for value, anywhere in order:
+            longer = taken
+            while longer < len(singles) and len(singles[longer]) > len(value):
+                longer += 1
+            if longer > taken:
+                text = _redact_words(text, set(singles[taken:longer]))
+                taken = longer
             if value not in text:
                 continue
             text = (
@@ -163,7 +190,13 @@ class Secrets:
                 if anywhere
                 else _word_pattern(value).sub(REDACTED, text)
             )
+        if taken < len(singles):
+            text = _redact_words(text, set(singles[taken:]))
         return text
+
+
+def _redact_words(text: str, words: set[str]) -> str:
+    return _WORD.sub(lambda m: REDACTED if m.group() in words else m.group(), text)
 
 
 def request_secrets(request: httpx.Request) -> Secrets:
@@ -200,8 +233,7 @@ def request_secrets(request: httpx.Request) -> Secrets:
     exact = {s for s in found if len(s) >= _MIN_SECRET_LENGTH}
     # The body's other values, and the credentials too short to look for inside other words
     # (a 3-digit CVV): whole words. A request body is secret, however ordinary its values.
-    words = {value for _, value in fields if value.strip()} - exact
-    words -= {value for value in words if len(value) < 3 and value not in secret_values}
+    words = {value for _, value in fields if len(value.strip()) >= _MIN_WORD_LENGTH} - exact
     return Secrets(
         exact=tuple(sorted(exact, key=len, reverse=True)),
         words=tuple(sorted(words, key=len, reverse=True)),

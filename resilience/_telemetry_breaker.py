@@ -54,21 +54,22 @@ class BreakerWatch:
         self.count_into(counts)
         return _observations(counts)
 
-    def count_into(self, counts: dict[str, int], seen: set[int] | None = None) -> None:
+    def count_into(self, counts: dict[str, int], seen: set[CircuitBreaker] | None = None) -> None:
         """Add this watch's circuits, by state, to ``counts``.
 
         Args:
             counts: Circuits per state, added to.
-            seen: ``id()`` of the breakers counted already (by another watch of the same
-                meter: one breaker in two stacks with two telemetries is counted once).
+            seen: The breakers counted already (by another watch of the same meter: one
+                breaker in two stacks with two telemetries is counted once). Held, not their
+                ``id()``: a breaker collected meanwhile could hand its id to another.
         """
         with self._lock:
             watched = list(self._breakers.items())
         for breaker, not_closed in watched:
             if seen is not None:
-                if id(breaker) in seen:
+                if breaker in seen:
                     continue
-                seen.add(id(breaker))
+                seen.add(breaker)
             statistics = breaker.statistics()
             readable = statistics.keys is not None
             open_now = 0
@@ -107,7 +108,7 @@ class GaugeFeed:
         with self._lock:
             watches = list(self._watches)
         counts = dict.fromkeys(_STATES, 0)
-        seen: set[int] = set()
+        seen: set[CircuitBreaker] = set()
         for watch in watches:
             watch.count_into(counts, seen)
         return _observations(counts)
