@@ -373,10 +373,8 @@ class CircuitBreaker(Layer):
         elif failed or ticket.probe:
             # Shielded, for a bounded time: a failure or a probe's verdict is written even if
             # the call is cancelled meanwhile (a lost probe verdict would hold its slot).
-            with shielded_write() as scope:
+            with shielded_write(_log, "a verdict"):
                 change = await self._store.update(key, transition, now=now, ttl=ttl)
-            if scope.cancelled_caught:
-                _log.warning("circuit breaker store did not answer; a verdict was not written")
         else:  # a plain success: not worth holding a cancelled caller for
             change = await self._store.update(key, transition, now=now, ttl=ttl)
         if change is not None:
@@ -387,13 +385,11 @@ class CircuitBreaker(Layer):
             return
         # Shielded, for a bounded time: a cancelled probe gives its slot back even if the store
         # has to await.
-        with shielded_write() as scope:
+        with shielded_write(_log, "a probe slot's release"):
             now = self._clock.now()
             await self._store.update(
                 key, lambda c: core.release(c, ticket), now=now, ttl=self._ttl(now)
             )
-        if scope.cancelled_caught:
-            _log.warning("circuit breaker store did not answer; a probe slot was not released")
 
 
 def _notify(listener: StateListener, key: Hashable, change: Change) -> None:
@@ -479,7 +475,7 @@ class _BreakerTransport(LayerTransport):
             try:
                 await layer._record(request, key, ticket, failed)  # noqa: SLF001
             except BaseException:  # cancelled while a store wrote: the response goes nowhere
-                with shielded_write():  # bounded: a close that hangs cannot hold the caller
+                with shielded_write(_log, "a response's close"):  # bounded, as a write is
                     await response.aclose()
                 raise
         else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)

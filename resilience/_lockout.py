@@ -212,7 +212,7 @@ class LockoutGuard(Layer):
         # cancelled meanwhile (a store that awaits could otherwise drop a failed login, and the
         # budget would not see it).
         engaged = None
-        with shielded_write() as scope:
+        with shielded_write(_log, "a login's outcome"):
             engaged = await self._store.update(
                 key,
                 lambda a: core.record(
@@ -221,8 +221,6 @@ class LockoutGuard(Layer):
                 now=now,
                 ttl=lambda a: core.ttl(a, window, now),
             )
-        if scope.cancelled_caught:
-            _log.warning("lockout guard store did not answer; a login's outcome was not written")
         if engaged is not None:
             counts["engaged"] += 1
             if ctx.listeners:

@@ -17,8 +17,9 @@ in-memory store holds a lock per key only while someone holds or waits for it.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 import anyio
@@ -68,13 +69,18 @@ class StateStore(Protocol[S]):
 SHIELDED_WRITE_SECONDS = 10.0
 
 
-def shielded_write() -> anyio.CancelScope:
-    """A scope that finishes a store write through a cancellation, for a bounded time.
+@contextlib.contextmanager
+def shielded_write(log: logging.Logger, lost: str) -> Iterator[None]:
+    """Finish a store write through a cancellation, for a bounded time.
 
     At most :data:`SHIELDED_WRITE_SECONDS`, cancelled or not: anyio cannot tell a shielded
-    scope that the caller was cancelled, so the bound is on the write itself.
+    scope that the caller was cancelled, so the bound is on the write itself. A write given up
+    on is logged on ``log`` as "<lost> was not written".
     """
-    return anyio.move_on_after(SHIELDED_WRITE_SECONDS, shield=True)
+    with anyio.move_on_after(SHIELDED_WRITE_SECONDS, shield=True) as scope:
+        yield
+    if scope.cancelled_caught:
+        log.warning("%s store did not answer; %s was not written", log.name, lost)
 
 
 @attrs.frozen
