@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import httpx
 
+from ._body import DEFAULT_PEEK_LIMIT
 from ._classification import Classification
 from ._classifier import DEFAULT_CLASSIFIER
 from ._context import CLASSIFICATION_KEY, CONTEXT_KEY, CallContext
@@ -43,7 +44,7 @@ def _read_body(response: httpx.Response) -> bytes:
     if not response.is_stream_consumed:
         return b""
     try:
-        return response.content[:65536]
+        return response.content[:DEFAULT_PEEK_LIMIT]
     except httpx.ResponseNotRead:
         return b""
 

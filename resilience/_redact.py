@@ -104,7 +104,7 @@ _MAX_BODY_BYTES = 64 * 1024
 _SECRET_WORDS = frozenset(
     {
         "pwd", "pass", "key", "auth", "pin", "otp", "cvv", "cvc", "card", "pan", "ssn", "dob",
-        "sid", "user", "login", "mail", "mobile", "iban", "email", "phone",
+        "sid", "user", "login", "mail", "mobile", "iban",
     }
 )  # fmt: skip
 _SECRET_PARTS = (
