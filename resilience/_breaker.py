@@ -21,6 +21,7 @@ from ._breaker_core import BreakerPolicy, Change, Circuit, CircuitState, Decisio
 from ._clock import DEFAULT_CLOCK, Clock
 from ._context import (
     CONTEXT_KEY,
+    CallContext,
     call_context,
     classification_of,
     cut_by_attempt_timeout,
@@ -454,32 +455,53 @@ class _BreakerTransport(LayerTransport):
             ticket = layer._admit_now(request, key, memory)  # noqa: SLF001
         try:
             response = await self.inner.handle_async_request(request)
-        except RejectedError:
-            await layer._release(key, ticket)  # noqa: SLF001 - a decision below, not an attempt
-            raise
-        except Exception as exc:
-            failed = classification_of(request, exc, ctx).counts_as_failure
-            await layer._record(request, key, ticket, failed)  # noqa: SLF001
-            raise
         except BaseException as exc:
-            if cut_by_attempt_timeout(ctx, exc):  # the server was too slow: a timeout
-                await layer._record(request, key, ticket, failed=True)  # noqa: SLF001
-            else:
-                await layer._release(key, ticket)  # noqa: SLF001 - cancelled: no verdict
+            await self._unwind(request, ctx, key, ticket, exc)
             raise
         verdict = ctx.last  # what classification_of() answers first, without the call
         if verdict is None or ctx.last_source is not response:
             verdict = classification_of(request, response, ctx)
         failed = verdict.counts_as_failure
         if failed or ticket.probe or memory is None:
-            try:
-                await layer._record(request, key, ticket, failed)  # noqa: SLF001
-            except BaseException:  # cancelled while a store wrote: the response goes nowhere
-                with shielded_write(_log, "a response's close"):  # bounded, as a write is
-                    await response.aclose()
-                raise
+            await self._settle(request, key, ticket, failed, response)
         else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)
             now = self._clock.now()
             epoch = math.floor(now / self._bucket_width)  # BreakerPolicy.bucket_width's index
             self._successes.count(memory, key, epoch, now)
         return response
+
+    async def _unwind(
+        self,
+        request: httpx.Request,
+        ctx: CallContext,
+        key: Hashable,
+        ticket: Ticket,
+        exc: BaseException,
+    ) -> None:
+        """Settle ``ticket`` for an attempt that raised ``exc`` (the caller re-raises it)."""
+        layer = self._layer
+        if isinstance(exc, RejectedError):  # a decision below, not an attempt
+            await layer._release(key, ticket)  # noqa: SLF001
+        elif isinstance(exc, Exception):
+            failed = classification_of(request, exc, ctx).counts_as_failure
+            await layer._record(request, key, ticket, failed)  # noqa: SLF001
+        elif cut_by_attempt_timeout(ctx, exc):  # the server was too slow: a timeout
+            await layer._record(request, key, ticket, failed=True)  # noqa: SLF001
+        else:  # cancelled: no verdict
+            await layer._release(key, ticket)  # noqa: SLF001
+
+    async def _settle(
+        self,
+        request: httpx.Request,
+        key: Hashable,
+        ticket: Ticket,
+        failed: bool,
+        response: httpx.Response,
+    ) -> None:
+        """Record an attempt that answered, past the hot path (a failure, a probe, a store)."""
+        try:
+            await self._layer._record(request, key, ticket, failed)  # noqa: SLF001
+        except BaseException:  # cancelled while a store wrote: the response goes nowhere
+            with shielded_write(_log, "a response's close"):  # bounded, as a write is
+                await response.aclose()
+            raise

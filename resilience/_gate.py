@@ -224,10 +224,14 @@ class _GateTransport(LayerTransport):
         # The verdict a Classify layer below recorded (verdict_on's first answer, without a call).
         verdict = ctx.last if ctx.last_source is response else verdict_on(request, ctx, response)
         if verdict is not None and verdict.retry_after:  # None or 0: nothing to hold
-            delay = verdict.retry_after
-            if delay > 0 and verdict.kind in _HOLDING_KINDS:
-                self._hold(key_for(request, ctx, self._key), delay)
+            self._note(request, ctx, verdict)
         return response
+
+    def _note(self, request: httpx.Request, ctx: CallContext, verdict: Classification) -> None:
+        """Hold the key for a verdict's Retry-After, if its kind asks the client to wait."""
+        delay = verdict.retry_after
+        if delay is not None and delay > 0 and verdict.kind in _HOLDING_KINDS:
+            self._hold(key_for(request, ctx, self._key), delay)
 
     def _hold(self, key: Hashable, delay: float) -> None:
         now = self._clock.now()

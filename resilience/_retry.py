@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any
 
 import anyio
 import attrs
@@ -165,7 +166,9 @@ class _RetryTransport(LayerTransport):
         self._deadline = layer.deadline
         self._bounded = layer.deadline is not None or layer.attempt_timeout is not None
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_async_request(self, request: httpx.Request) -> Coroutine[Any, Any, httpx.Response]:
+        # Not a coroutine itself: what comes before the first attempt takes no await, and the
+        # attempts are the coroutine of _attempts(), which a stack's express lane also resumes.
         ctx = request.extensions.get(CONTEXT_KEY) or call_context(request)
         clock, budget = self._clock, self._budget
         key: Hashable = _UNCOUNTED  # the budget's key, once this call is counted
@@ -180,8 +183,30 @@ class _RetryTransport(LayerTransport):
             deadline = clock.now() + self._deadline
             if ctx.deadline is None or deadline < ctx.deadline:
                 ctx.deadline = deadline
-        attempt = 0
-        previous: float | None = None
+        return self._attempts(request, ctx, key, 0, None)
+
+    @property
+    def express(self) -> bool:
+        """Whether a call may start in a stack's express lane (see ``resilience._express``).
+
+        True with no deadline, no attempt timeout, and a budget that is idle or absent: the
+        first attempt then needs nothing from this layer before it is sent.
+        """
+        budget = self._budget
+        return not self._bounded and (
+            budget is None or budget._counters.counting_until == IDLE  # noqa: SLF001
+        )
+
+    async def _attempts(
+        self,
+        request: httpx.Request,
+        ctx: CallContext,
+        key: Hashable,
+        attempt: int,
+        previous: float | None,
+    ) -> httpx.Response:
+        """The attempts after ``attempt`` (0: all of them), the last backoff ``previous``."""
+        clock = self._clock
         while True:
             if ctx.deadline is not None and clock.now() >= ctx.deadline:
                 raise self._deadline_exceeded(request, ctx, attempt)
@@ -219,19 +244,50 @@ class _RetryTransport(LayerTransport):
                     return response
                 await response.aclose()
             previous = backoff
-            if ctx.listeners:
-                ctx.emit(
-                    ev.RETRY_SCHEDULED,
-                    {
-                        ev.DELAY: decision.delay,
-                        ev.DELAY_SOURCE: decision.source,
-                        ev.ATTEMPT: attempt,
-                        ev.KIND: verdict.kind.value,
-                        **ev.vendor_ids(verdict),
-                    },
-                )
-            await clock.sleep(decision.delay)
-            ctx.waited += decision.delay
+            await self._pause(ctx, decision, attempt, verdict)
+
+    async def resume(
+        self,
+        request: httpx.Request,
+        ctx: CallContext,
+        verdict: Classification,
+        outcome: httpx.Response | Exception,
+    ) -> httpx.Response:
+        """Go on after a first attempt that a stack's express lane sent (see ``express``).
+
+        ``outcome`` is what the attempt answered or raised, ``verdict`` its retryable verdict.
+        Returns what the retries end with, or re-raises ``outcome`` when none is made.
+        """
+        responded = isinstance(outcome, httpx.Response)
+        key, backoff, decision = self._weigh(
+            request, ctx, _UNCOUNTED, verdict, 1, None, responded=responded
+        )
+        if decision is None:
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            raise outcome
+        if isinstance(outcome, httpx.Response):
+            await outcome.aclose()
+        await self._pause(ctx, decision, 1, verdict)
+        return await self._attempts(request, ctx, key, 1, backoff)
+
+    async def _pause(
+        self, ctx: CallContext, decision: Decision, attempt: int, verdict: Classification
+    ) -> None:
+        """Wait before the next attempt, as ``decision`` says."""
+        if ctx.listeners:
+            ctx.emit(
+                ev.RETRY_SCHEDULED,
+                {
+                    ev.DELAY: decision.delay,
+                    ev.DELAY_SOURCE: decision.source,
+                    ev.ATTEMPT: attempt,
+                    ev.KIND: verdict.kind.value,
+                    **ev.vendor_ids(verdict),
+                },
+            )
+        await self._clock.sleep(decision.delay)
+        ctx.waited += decision.delay
 
     def _weigh(
         self,
