@@ -463,7 +463,7 @@ class _BreakerTransport(LayerTransport):
             verdict = classification_of(request, response, ctx)
         failed = verdict.counts_as_failure
         if failed or ticket.probe or memory is None:
-            await self._settle(request, key, ticket, failed, response)
+            await self._settle(request, key, ticket, response, failed=failed)
         else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)
             now = self._clock.now()
             epoch = math.floor(now / self._bucket_width)  # BreakerPolicy.bucket_width's index
@@ -495,8 +495,9 @@ class _BreakerTransport(LayerTransport):
         request: httpx.Request,
         key: Hashable,
         ticket: Ticket,
-        failed: bool,
         response: httpx.Response,
+        *,
+        failed: bool,
     ) -> None:
         """Record an attempt that answered, past the hot path (a failure, a probe, a store)."""
         try:

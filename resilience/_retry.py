@@ -185,18 +185,6 @@ class _RetryTransport(LayerTransport):
                 ctx.deadline = deadline
         return self._attempts(request, ctx, key, 0, None)
 
-    @property
-    def express(self) -> bool:
-        """Whether a call may start in a stack's express lane (see ``resilience._express``).
-
-        True with no deadline, no attempt timeout, and a budget that is idle or absent: the
-        first attempt then needs nothing from this layer before it is sent.
-        """
-        budget = self._budget
-        return not self._bounded and (
-            budget is None or budget._counters.counting_until == IDLE  # noqa: SLF001
-        )
-
     async def _attempts(
         self,
         request: httpx.Request,

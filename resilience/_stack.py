@@ -87,8 +87,16 @@ class Stack:
     def __len__(self) -> int:
         return len(self._layers)
 
-    def transport(self, inner: httpx.AsyncBaseTransport | None = None) -> StackTransport:
-        """Build the stack around ``inner`` (default: a new ``httpx.AsyncHTTPTransport()``)."""
+    def transport(
+        self, inner: httpx.AsyncBaseTransport | None = None, *, express: bool = True
+    ) -> StackTransport:
+        """Build the stack around ``inner`` (default: a new ``httpx.AsyncHTTPTransport()``).
+
+        The standard layers in the standard order make an express transport, which sends a
+        call's first attempt past the layers' frames when none of them has anything to do
+        (see ``resilience._express``); it decides what the layered chain would. With
+        ``express=False`` every call takes the layered path (to compare the two).
+        """
         transport: httpx.AsyncBaseTransport
         if self._telemetry is None:
             transport = inner if inner is not None else httpx.AsyncHTTPTransport()
@@ -96,6 +104,12 @@ class Stack:
             transport = AttemptTransport(inner) if inner is not None else TracedHTTPTransport()
         for layer in reversed(self._layers):
             transport = layer.wrap(transport) if isinstance(layer, Layer) else layer(transport)
+        if express:
+            from ._express import express_transport  # noqa: PLC0415 - it builds on this module
+
+            lane = express_transport(self._layers, transport, self)
+            if lane is not None:
+                return lane
         return StackTransport(transport, self)
 
     def describe(self) -> tuple[dict[str, object], ...]:
