@@ -34,6 +34,7 @@ from ._exceptions import (
     TooManyRequestsError,
     ValidationError,
 )
+from ._express import ExpressTransport
 from ._gate import RetryAfterGate, RetryAfterGateStatistics
 from ._layer import Layer, LayerTransport
 from ._lockout import LockoutGuard, LockoutStatistics
@@ -71,6 +72,7 @@ __all__ = [
     "Clock",
     "ConflictError",
     "DeadlineExceededError",
+    "ExpressTransport",
     "ForbiddenError",
     "HTTPClassifier",
     "IDEMPOTENT_METHODS",
