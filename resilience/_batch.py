@@ -38,7 +38,8 @@ class Batch(Generic[S]):
         ttl: ``(state, at) -> seconds``: how long a state written at ``at`` is kept.
 
     Attributes:
-        slot: The slot the counts belong to (None before the first event).
+        slot: The slot the counts belong to: its index, a whole number, int or float (None
+            before the first event).
         now: The time of the slot's first event: a time inside ``slot``, for writing them.
         counts: Pending events per key (0 for a key whose only event was written at once).
     """
@@ -54,11 +55,11 @@ class Batch(Generic[S]):
         self.max_keys = max_keys
         self._apply = apply
         self._ttl = ttl
-        self.slot: int | None = None
+        self.slot: float | None = None
         self.now = 0.0
         self.counts: dict[Hashable, int] = {}
 
-    def count(self, store: MemoryStore[S], key: Hashable, slot: int, now: float) -> None:
+    def count(self, store: MemoryStore[S], key: Hashable, slot: float, now: float) -> None:
         """Count one event of ``key`` at ``now`` (in ``slot``), writing ``store`` when due.
 
         A new slot writes the previous one's counts and drops expired keys; a key's first

@@ -8,7 +8,6 @@ verdict from the inner ``Classify`` layer, and reports state changes to listener
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Hashable
 
 import attrs
@@ -466,7 +465,7 @@ class _BreakerTransport(LayerTransport):
             await self._settle(request, key, ticket, response, failed=failed)
         else:  # the hot path: a closed-state success, counted in bulk (see resilience._batch)
             now = self._clock.now()
-            epoch = math.floor(now / self._bucket_width)  # BreakerPolicy.bucket_width's index
+            epoch = now // self._bucket_width  # BreakerPolicy.bucket_width's index, a float
             self._successes.count(memory, key, epoch, now)
         return response
 

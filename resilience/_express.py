@@ -25,7 +25,6 @@ suite runs every vendor's behaviour tests both ways.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ import httpx
 
 from ._breaker import _CLOSED, _CLOSED_STATE, CircuitBreaker, _BreakerTransport
 from ._budget import IDLE
+from ._classifier import HTTPClassifier
 from ._classify import Classify, _ClassifyTransport
 from ._context import CLASSIFICATION_KEY, CONTEXT_KEY, CallContext, classification_of, url_origin
 from ._exceptions import RejectedError
@@ -52,6 +52,12 @@ _STANDARD: tuple[tuple[type, type], ...] = (
     (CircuitBreaker, _BreakerTransport),
     (Classify, _ClassifyTransport),
 )
+
+
+def _own(classifier: object, hook: str) -> bool:
+    """Whether ``classifier``'s ``hook`` is its own, not plain HTTP's no-op."""
+    method = getattr(classifier, hook)
+    return getattr(method, "__func__", method) is not getattr(HTTPClassifier, hook)
 
 
 def express_transport(
@@ -98,7 +104,10 @@ class ExpressTransport(StackTransport):
         self._retry = retry
         self._holds = gate._holds  # noqa: SLF001
         self._gate = gate
-        self._login = self._classifier.login if guarded else None
+        # A hook the classifier leaves as plain HTTP's no-op is not called at all.
+        classifier = self._classifier
+        self._login = classifier.login if guarded and _own(classifier, "login") else None
+        self._prepare = classifier.prepare if _own(classifier, "prepare") else None
         self._breaker = breaker
         self._memory = memory
         self._peek = breaker._peek  # noqa: SLF001
@@ -140,7 +149,9 @@ class ExpressTransport(StackTransport):
                 self._admitted["admitted"] += 1
                 ctx.attempts += 1
                 classify = self._classify
-                self._classifier.prepare(request)
+                prepare = self._prepare
+                if prepare is not None:
+                    prepare(request)
                 try:  # the retry's part: what the layers below raise or answer
                     try:  # the breaker's part
                         try:  # the classifier's part
@@ -165,7 +176,7 @@ class ExpressTransport(StackTransport):
                         await self._breaker._settle(request, key, _CLOSED, response, failed=True)  # noqa: SLF001
                     else:  # a closed-state success, counted in bulk (see resilience._batch)
                         now = self._breaker_clock.now()
-                        epoch = math.floor(now / self._bucket_width)
+                        epoch = now // self._bucket_width  # math.floor's index, as a float
                         self._successes.count(self._memory, key, epoch, now)
                     if verdict.retry_after:  # the gate's part
                         self._gate._note(request, ctx, verdict)  # noqa: SLF001
