@@ -19,8 +19,9 @@ The lane decides nothing the layers would not:
   ``_note``, and ``Retry.resume``, which goes on with the second attempt down the layered path.
 
 A retry with a deadline or an attempt timeout, a breaker whose state is not in memory, and any
-subclass of a standard layer get no lane (the stack is an ordinary ``StackTransport``). The test
-suite runs every vendor's behaviour tests both ways.
+subclass of a standard layer get no lane (the stack is an ordinary ``StackTransport``).
+``tests/test_express.py`` runs the same loopback scenarios through a lane and through the
+layered path (``Stack.transport(express=False)``) and requires equal transcripts.
 """
 
 from __future__ import annotations

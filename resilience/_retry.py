@@ -241,7 +241,7 @@ class _RetryTransport(LayerTransport):
         verdict: Classification,
         outcome: httpx.Response | Exception,
     ) -> httpx.Response:
-        """Go on after a first attempt that a stack's express lane sent (see ``express``).
+        """Go on after a first attempt that a stack's express lane sent (``resilience._express``).
 
         ``outcome`` is what the attempt answered or raised, ``verdict`` its retryable verdict.
         Returns what the retries end with, or re-raises ``outcome`` when none is made.
