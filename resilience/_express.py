@@ -13,10 +13,14 @@ The lane decides nothing the layers would not:
 
 - on the way in, anything a layer would act on (a Retry-After hold anywhere, a login, a circuit
   that is not closed, a retry budget that is counting) sends the call down the layered path
-  before anything is sent, as does telemetry that records;
-- on the way out, anything but a plain success is handed to the layers' own methods: the
-  classifier's ``judge`` and ``raised``, the breaker's ``_unwind`` and ``_settle``, the gate's
-  ``_note``, and ``Retry.resume``, which goes on with the second attempt down the layered path.
+  (``StackTransport``'s) before anything is sent, as does telemetry that records;
+- a plain success (a status whose verdict is its status alone: no failure, no retry, no hold)
+  ends the call in the lane's one frame. Its call context goes on the response only: nothing
+  below ``Classify`` reads it, and the request is left as the layered path leaves it;
+- anything else, and every call of a classifier with its own ``prepare`` hook, is handed to the
+  layers' own methods with the context on the request: the classifier's ``prepare``, ``judge``
+  and ``raised``, the breaker's ``_unwind`` and ``_settle``, the gate's ``_note``, and
+  ``Retry.resume``, which goes on with the second attempt down the layered path.
 
 A retry with a deadline or an attempt timeout, a breaker whose state is not in memory, and any
 subclass of a standard layer get no lane (the stack is an ordinary ``StackTransport``).
@@ -26,22 +30,37 @@ layered path (``Stack.transport(express=False)``) and requires equal transcripts
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from asyncio import _get_running_loop  # the C accessor AnyioClock.now asks too
+from collections.abc import Hashable, Mapping, Sequence
+from math import inf
+from time import monotonic
 from typing import Any
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.metrics import _internal as _metrics_internal
 
 from ._breaker import _CLOSED, _CLOSED_STATE, CircuitBreaker, _BreakerTransport
 from ._budget import IDLE
+from ._classification import Classification
 from ._classifier import HTTPClassifier
 from ._classify import Classify, _ClassifyTransport
-from ._context import CLASSIFICATION_KEY, CONTEXT_KEY, CallContext, classification_of, url_origin
+from ._clock import _STOCK_TIME, AnyioClock
+from ._context import (
+    _DEFAULT_PORTS,
+    CLASSIFICATION_KEY,
+    CONTEXT_KEY,
+    CallContext,
+    classification_of,
+)
 from ._exceptions import RejectedError
 from ._gate import RetryAfterGate, _GateTransport
 from ._layer import LayerLike
 from ._lockout import LockoutGuard, _GuardTransport
 from ._retry import Retry, _RetryTransport
 from ._stack import Stack, StackTransport
+from ._telemetry import CALL_KEY
+from ._telemetry_attempt import AttemptTransport
 
 __all__ = ["ExpressTransport", "express_transport"]
 
@@ -100,6 +119,8 @@ class ExpressTransport(StackTransport):
         if memory is None:
             raise ValueError("the express lane needs a breaker with its state in memory")
         # Everything the lane reads on each call, as the layers' own hot paths read it.
+        telemetry = self._telemetry
+        self._decided = None if telemetry is None else telemetry._decided  # noqa: SLF001
         budget = retry._budget  # noqa: SLF001
         self._budget = None if budget is None else budget._counters  # noqa: SLF001
         self._retry = retry
@@ -112,86 +133,151 @@ class ExpressTransport(StackTransport):
         self._breaker = breaker
         self._memory = memory
         self._peek = breaker._peek  # noqa: SLF001
-        self._breaker_key = None if breaker._by_origin else breaker._key  # noqa: SLF001
+        # None: the origin key, read inline from httpx's parsed URL where this httpx has one.
+        by_origin = breaker._by_origin and _PARSED_URL  # noqa: SLF001
+        self._breaker_key = None if by_origin else breaker._key  # noqa: SLF001
         self._admitted = breaker._layer._counts  # noqa: SLF001
         self._successes = breaker._successes  # noqa: SLF001
         self._bucket_width = breaker._bucket_width  # noqa: SLF001
         self._breaker_clock = breaker._clock  # noqa: SLF001
+        # The breaker's clock, when it is AnyioClock on a stock asyncio loop: ``monotonic()``
+        # (see _now). The loop is remembered, so a new loop or a trio run asks the clock again.
+        self._stock_time = _STOCK_TIME if type(self._breaker_clock) is AnyioClock else None
+        self._stock_loop: object = _NO_LOOP
+        # Until this time the breaker's success slot is the current one (see _count_success).
+        self._until = -inf
         self._classify = classify
-        self._plain = classify._plain  # noqa: SLF001
-        self._below = classify.inner  # what Classify sends each attempt through
+        plain = classify._plain  # noqa: SLF001 - a live dict, filled as statuses are seen
+        self._plain: Mapping[int, Classification] = {} if plain is None else plain
+        # The plain verdicts the lane finished a call on: no failure, no retry, no hold.
+        self._clean: dict[int, Classification] = {}
+        # What Classify sends each attempt through; past the attempt transport too, unless an
+        # outer stack records (its CALL_KEY on the request), as that transport would decide.
+        self._below = classify.inner
+        below = self._below
+        self._untraced = below.inner if type(below) is AttemptTransport else below
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:  # noqa: PLR0915
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # One frame on purpose: the frames of the layers are what the lane saves.
-        telemetry = self._telemetry
-        if telemetry is not None and telemetry.active():  # the layered path traces each layer
+        # Telemetry.active(), its common answer read inline: no SDK behind the global providers.
+        decided = self._decided
+        if (
+            decided is not None
+            and not (
+                decided.on_globals
+                and trace._TRACER_PROVIDER is None  # noqa: SLF001
+                and _metrics_internal._METER_PROVIDER is None  # noqa: SLF001
+            )
+            and self._telemetry.active()  # type: ignore[union-attr]
+        ):
+            return await super().handle_async_request(request)  # it traces each layer
+        # Retry: an idle budget counts nothing. Gate: nothing held. Guard: not a login.
+        counters, login = self._budget, self._login
+        if (
+            (counters is not None and counters.counting_until != IDLE)
+            or self._holds
+            or (login is not None and login(request) is not None)
+        ):
             return await super().handle_async_request(request)
+        # Breaker: a stored closed circuit admits, expired or not (as its hot path).
+        breaker_key = self._breaker_key
+        if breaker_key is None:  # url_origin(request.url), inline (a test holds them equal)
+            parts = request.url._uri_reference  # noqa: SLF001
+            scheme = parts[0]
+            key: Hashable = (scheme, parts[2], parts[3] or _DEFAULT_PORTS.get(scheme))
+        else:
+            key = breaker_key(request)
+        entry = self._peek(key)
+        if entry is not None and entry[1].state is not _CLOSED_STATE:
+            return await super().handle_async_request(request)
+        # The lane. The context goes on the request only if the call leaves the plain path.
+        ctx = CallContext(self._classifier)
+        ctx.attempts = 1
+        self._admitted["admitted"] += 1
+        if self._prepare is not None:
+            return await self._general(request, ctx, key, None)
+        below = self._below if CALL_KEY in request.extensions else self._untraced
+        try:
+            response = await below.handle_async_request(request)
+        except BaseException as exc:  # noqa: BLE001 - handed to the layers' own handling
+            failure = exc
+        else:
+            status = response.status_code
+            verdict = self._clean.get(status)
+            if verdict is None:
+                verdict = self._plain.get(status) if status < 400 else None
+                if verdict is None or not _is_clean(verdict):
+                    return await self._general(request, ctx, key, response)
+                self._clean[status] = verdict
+            answer = response.extensions
+            answer[CLASSIFICATION_KEY] = verdict
+            answer[CONTEXT_KEY] = ctx
+            ctx.last, ctx.last_source = verdict, response
+            # The breaker's closed-state success, counted in bulk (see resilience._batch):
+            # within the slot of its last write, a key already counted only adds one.
+            now = monotonic() if _get_running_loop() is self._stock_loop else self._now()
+            successes = self._successes
+            pending = successes.counts.get(key) if now < self._until else None
+            if pending is None:
+                self._count_success(key, now)
+            else:
+                successes.counts[key] = pending + 1
+            return response
+        return await self._general(request, ctx, key, failure)
+
+    def _now(self) -> float:
+        """The breaker's clock; remember a stock asyncio loop, whose time is ``monotonic()``."""
+        loop = _get_running_loop()
+        if loop is not None and type(loop).time is self._stock_time:
+            self._stock_loop = loop
+        return self._breaker_clock.now()
+
+    def _count_success(self, key: Hashable, now: float) -> None:
+        """``Batch.count`` for a closed-state success; note until when its slot is current."""
+        width, successes = self._bucket_width, self._successes
+        slot = now // width  # BreakerPolicy.bucket_width's index, as a float
+        successes.count(self._memory, key, slot, now)
+        self._until = (slot + 1) * width if successes.slot == slot else -inf
+
+    async def _general(
+        self,
+        request: httpx.Request,
+        ctx: CallContext,
+        key: Hashable,
+        sent: httpx.Response | BaseException | None,
+    ) -> httpx.Response:
+        """The first attempt's outcome (``sent``, or None: send it), each layer's part.
+
+        Each part is as its layer's own code has it; the context is on the request meanwhile,
+        as the layered path has it, for ``Retry.resume`` and the hooks.
+        """
         extensions = request.extensions
         previous = extensions.get(CONTEXT_KEY)
-        ctx = extensions[CONTEXT_KEY] = CallContext(self._classifier)
+        extensions[CONTEXT_KEY] = ctx
         try:
-            # Retry: an idle budget counts nothing. Gate: nothing held. Guard: not a login.
-            counters, login = self._budget, self._login
-            if (
-                (counters is None or counters.counting_until == IDLE)
-                and not self._holds
-                and (login is None or login(request) is None)
-            ):
-                # Breaker: a stored closed circuit admits, expired or not (as its hot path).
-                breaker_key = self._breaker_key
-                key = url_origin(request.url) if breaker_key is None else breaker_key(request)
-                entry = self._peek(key)
-                express = entry is None or entry[1].state is _CLOSED_STATE
-            else:
-                express = False
-            if not express:
-                response = await self.inner.handle_async_request(request)
-            else:
-                self._admitted["admitted"] += 1
-                ctx.attempts += 1
-                classify = self._classify
-                prepare = self._prepare
-                if prepare is not None:
-                    prepare(request)
-                try:  # the retry's part: what the layers below raise or answer
-                    try:  # the breaker's part
-                        try:  # the classifier's part
-                            response = await self._below.handle_async_request(request)
-                        except RejectedError:
-                            raise
-                        except Exception as exc:
-                            classify.raised(request, ctx, exc)
-                            raise
-                        status, plain = response.status_code, self._plain
-                        verdict = plain.get(status) if plain is not None and status < 400 else None
-                        if verdict is None:
-                            verdict = await classify.judge(request, ctx, response)
-                        answer = response.extensions
-                        answer[CLASSIFICATION_KEY] = verdict
-                        answer[CONTEXT_KEY] = ctx
-                        ctx.last, ctx.last_source = verdict, response
-                    except BaseException as exc:
-                        await self._breaker._unwind(request, ctx, key, _CLOSED, exc)  # noqa: SLF001
-                        raise
-                    if verdict.counts_as_failure:
-                        await self._breaker._settle(request, key, _CLOSED, response, failed=True)  # noqa: SLF001
-                    else:  # a closed-state success, counted in bulk (see resilience._batch)
-                        now = self._breaker_clock.now()
-                        epoch = now // self._bucket_width  # math.floor's index, as a float
-                        self._successes.count(self._memory, key, epoch, now)
-                    if verdict.retry_after:  # the gate's part
-                        self._gate._note(request, ctx, verdict)  # noqa: SLF001
-                    outcome: httpx.Response | Exception = response
-                except RejectedError:
-                    ctx.attempts -= 1  # a decision of a layer below: nothing was sent
+            try:  # the retry's part: what the layers below raise or answer
+                try:  # the breaker's part
+                    response, verdict = await self._classified(request, ctx, sent)
+                except BaseException as exc:
+                    await self._breaker._unwind(request, ctx, key, _CLOSED, exc)  # noqa: SLF001
                     raise
-                except Exception as exc:
-                    verdict = classification_of(request, exc, ctx)
-                    if not verdict.retryable:
-                        raise
-                    outcome = exc
-                if verdict.retryable:  # outside the handler: a retry's error is not "during" it
-                    response = await self._retry.resume(request, ctx, verdict, outcome)
+                if verdict.counts_as_failure:
+                    await self._breaker._settle(request, key, _CLOSED, response, failed=True)  # noqa: SLF001
+                else:  # a closed-state success, counted in bulk (see resilience._batch)
+                    self._count_success(key, self._breaker_clock.now())
+                if verdict.retry_after:  # the gate's part
+                    self._gate._note(request, ctx, verdict)  # noqa: SLF001
+                outcome: httpx.Response | Exception = response
+            except RejectedError:
+                ctx.attempts -= 1  # a decision of a layer below: nothing was sent
+                raise
+            except Exception as exc:
+                verdict = classification_of(request, exc, ctx)
+                if not verdict.retryable:
+                    raise
+                outcome = exc
+            if verdict.retryable:  # outside the handler: a retry's error is not "during" it
+                response = await self._retry.resume(request, ctx, verdict, outcome)
         finally:
             if previous is None:
                 extensions.pop(CONTEXT_KEY, None)
@@ -199,3 +285,58 @@ class ExpressTransport(StackTransport):
                 extensions[CONTEXT_KEY] = previous
         response.extensions[CONTEXT_KEY] = ctx
         return response
+
+    async def _classified(
+        self,
+        request: httpx.Request,
+        ctx: CallContext,
+        sent: httpx.Response | BaseException | None,
+    ) -> tuple[httpx.Response, Classification]:
+        """The classifier's part: the first attempt's response and verdict, as Classify has it.
+
+        ``sent`` is what the attempt answered or raised; None: it is sent here, after the
+        classifier's ``prepare``.
+        """
+        classify = self._classify
+        try:
+            if sent is None:
+                if self._prepare is not None:
+                    self._prepare(request)
+                response = await self._below.handle_async_request(request)
+            elif isinstance(sent, BaseException):
+                raise sent  # noqa: TRY301 - raised again, in the layer's own handler
+            else:
+                response = sent
+        except RejectedError:
+            raise  # a decision of a layer below, not an attempt
+        except Exception as exc:
+            classify.raised(request, ctx, exc)
+            raise
+        status = response.status_code
+        verdict = self._plain.get(status) if status < 400 else None
+        if verdict is None:
+            verdict = await classify.judge(request, ctx, response)
+        answer = response.extensions
+        answer[CLASSIFICATION_KEY] = verdict
+        answer[CONTEXT_KEY] = ctx
+        ctx.last, ctx.last_source = verdict, response
+        return response, verdict
+
+
+def _is_clean(verdict: Classification) -> bool:
+    """Whether a plain verdict ends the call where it is: no failure, no retry, no hold."""
+    return not (verdict.counts_as_failure or verdict.retryable or verdict.retry_after)
+
+
+def _parsed_url_readable() -> bool:
+    """Whether this httpx's URLs carry the parsed tuple the lane reads the origin from."""
+    url = httpx.URL("https://Example.org:8443/a")
+    try:
+        parts = url._uri_reference  # noqa: SLF001
+        return (parts[0], parts[2], parts[3]) == ("https", "example.org", 8443)
+    except (AttributeError, TypeError, IndexError):  # pragma: no cover - another httpx
+        return False
+
+
+_NO_LOOP = object()
+_PARSED_URL = _parsed_url_readable()

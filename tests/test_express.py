@@ -8,6 +8,7 @@ statistics), and the two transcripts must be equal.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 import resilience
 from adapters import dialnexa, dialstack, get2dial
 from adapters.simulators import RunningServer
-from resilience import _retry
+from resilience import _express, _retry
 from resilience._context import CONTEXT_KEY, url_origin
 from resilience._express import ExpressTransport
 from resilience._stack import StackTransport
@@ -28,6 +29,7 @@ from resilience.testing import VirtualClock
 from .stores import SuspendingStore
 from .test_retry import closed_port
 from .test_retry_scripted import hits, scripted, token
+from .test_telemetry_support import Otel
 
 pytestmark = pytest.mark.anyio
 
@@ -175,6 +177,7 @@ SCENARIOS: dict[str, list[Step]] = {
     "breaker trips": [("GET", "script", {"s": "500"})] * 3 + [("GET", "script", {"s": "200"})],
     "refused": [("GET", "closed", {}), ("GET", "script", {"s": "200"})],
     "budget counting": [("GET", "script", {"s": "503,200"})] + [("GET", "script", {})] * 3,
+    "POST refused": [("POST", "closed", {}), ("POST", "script", {"s": "201"})],
 }
 
 
@@ -247,3 +250,186 @@ async def test_a_decision_below_the_stack_is_raised_alike_and_counts_nothing() -
         assert breaker.statistics().admitted == 1
         assert clock.sleeps == []
         assert retry.budget.statistics().retries == 0
+
+
+# -- the lane's own reads: the success count, the origin key, nesting ----------------------
+
+
+async def counted(
+    server: RunningServer,
+    clock: resilience.Clock,
+    rounds: list[int],
+    *,
+    express: bool,
+    **breaker: Any,
+) -> list[object]:
+    """Successes in ``rounds`` (calls per round, 4 s apart: a new breaker slot each time)."""
+    layer = resilience.CircuitBreaker(clock=clock, **breaker)
+    stack = resilience.Stack(
+        resilience.Retry(clock=clock),
+        resilience.RetryAfterGate(clock=clock),
+        layer,
+        resilience.Classify(),
+    )
+    transport = stack.transport(httpx.AsyncHTTPTransport(), express=express)
+    assert (type(transport) is ExpressTransport) is express
+    seen: list[object] = []
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
+        for calls in rounds:
+            for _ in range(calls):
+                assert (await client.get(f"/script/{token()}")).status_code == 200
+            circuit = layer.statistics(url_origin(httpx.URL(server.url))).circuit
+            assert circuit is not None
+            seen.append((circuit.calls, circuit.failures, layer.statistics().admitted))
+            if isinstance(clock, VirtualClock):
+                await clock.sleep(4.0)  # the default buckets are 3 s wide
+    return seen
+
+
+async def test_successes_across_breaker_slots_count_alike(scripted: RunningServer) -> None:
+    rounds = [3, 1, 5, 2, 11]  # 12 s of window: the first round has left it by the last
+    express = await counted(scripted, VirtualClock(start=1_000.0), rounds, express=True)
+    layered = await counted(scripted, VirtualClock(start=1_000.0), rounds, express=False)
+    assert express == layered
+    assert express[-1] == (3 + 1 + 5 + 2 + 11, 0, 22)
+
+
+async def test_successes_past_the_breakers_key_bound_count_alike(scripted: RunningServer) -> None:
+    # max_keys is also the batch's bound on pending keys: past it, each success is written.
+    clock = VirtualClock(start=1_000.0)
+    express = await counted(scripted, clock, [4, 4], express=True, max_keys=1)
+    layered = await counted(
+        scripted, VirtualClock(start=1_000.0), [4, 4], express=False, max_keys=1
+    )
+    assert express == layered == [(4, 0, 4), (8, 0, 8)]
+
+
+async def test_the_event_loops_own_clock_counts_every_success(
+    scripted: RunningServer, anyio_backend: str
+) -> None:
+    # AnyioClock: on a stock asyncio loop the lane reads monotonic() itself, once it has seen
+    # the loop; on trio (or another loop) it asks the clock every time.
+    express = await counted(scripted, resilience.AnyioClock(), [6], express=True)
+    layered = await counted(scripted, resilience.AnyioClock(), [6], express=False)
+    assert express == layered == [(6, 0, 6)]
+
+
+async def test_the_lane_remembers_only_a_stock_asyncio_loop(anyio_backend: str) -> None:
+    stack = resilience.Stack(
+        resilience.Retry(),
+        resilience.RetryAfterGate(),
+        resilience.CircuitBreaker(),
+        resilience.Classify(),
+    )
+    transport = stack.transport(MOCK)
+    assert isinstance(transport, ExpressTransport)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("http://api.test/")
+        await client.get("http://api.test/")
+    if anyio_backend == "asyncio":
+        assert transport._stock_loop is asyncio.get_running_loop()
+    else:
+        assert transport._stock_loop is _express._NO_LOOP
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.test/",
+        "HTTP://API.Test:80/x",
+        "https://api.test:443/",
+        "https://api.test:8443/a?b=c",
+        "http://user:secret@api.test:8080/",
+        "http://[::1]:9000/",
+        "https://b\u00fccher.example/",
+    ],
+)
+async def test_the_lanes_origin_key_is_url_origin(url: str) -> None:
+    breaker = resilience.CircuitBreaker()
+    stack = resilience.Stack(
+        resilience.Retry(), resilience.RetryAfterGate(), breaker, resilience.Classify()
+    )
+    async with httpx.AsyncClient(transport=stack.transport(MOCK)) as client:
+        await client.get(url)
+    circuit = breaker.statistics(url_origin(httpx.URL(url))).circuit
+    assert circuit is not None
+    assert circuit.calls == 1
+
+
+async def test_a_breaker_keyed_its_own_way_counts_alike(scripted: RunningServer) -> None:
+    def by_method(request: httpx.Request) -> str:
+        return request.method
+
+    for express in (True, False):
+        breaker = resilience.CircuitBreaker(key=by_method, minimum_calls=10)
+        stack = resilience.Stack(
+            resilience.Retry(attempts=1),
+            resilience.RetryAfterGate(),
+            breaker,
+            resilience.Classify(),
+        )
+        transport = stack.transport(httpx.AsyncHTTPTransport(), express=express)
+        assert (type(transport) is ExpressTransport) is express
+        async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+            await client.get(f"/script/{token()}")
+            await client.get(f"/script/{token()}", params={"s": "500"})
+            await client.post(f"/script/{token()}")
+        get, post = breaker.statistics("GET").circuit, breaker.statistics("POST").circuit
+        assert get is not None
+        assert post is not None
+        assert (get.calls, get.failures, post.calls, post.failures) == (2, 1, 1, 0), express
+
+
+async def test_a_stack_inside_a_stack_keeps_each_its_own_context(
+    scripted: RunningServer,
+) -> None:
+    # The inner stack's lane works under the outer stack's context, and leaves it in place.
+    seen = []
+    for express in (True, False):
+        inner = resilience.Stack(
+            resilience.Retry(backoff=STEADY, clock=VirtualClock(start=0.0)),
+            resilience.RetryAfterGate(),
+            resilience.CircuitBreaker(),
+            resilience.Classify(),
+        )
+        outer = resilience.Stack(resilience.Classify())
+        transport = outer.transport(
+            inner.transport(httpx.AsyncHTTPTransport(), express=express), express=express
+        )
+        async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+            plain = await client.get(f"/script/{token()}")
+            retried = await client.get(f"/script/{token()}", params={"s": "503,200"})
+        for response in (plain, retried):
+            assert response.extensions[CONTEXT_KEY].attempts == 0  # the outer call: no Retry
+            assert response.request.extensions.get(CONTEXT_KEY) is None
+        seen.append((plain.status_code, retried.status_code, resilience.outcome(retried)))
+    assert seen[0] == seen[1]
+
+
+async def test_an_outer_stack_that_records_sees_the_inner_lanes_attempts(
+    scripted: RunningServer,
+) -> None:
+    # The inner stack records nothing itself (no SDK behind the globals); the outer one does,
+    # and the inner attempt transport reports each attempt to it, with or without the lane.
+    counts = []
+    for express in (True, False):
+        otel = Otel()
+        inner = resilience.Stack(
+            resilience.Retry(backoff=STEADY, clock=VirtualClock(start=0.0)),
+            resilience.RetryAfterGate(),
+            resilience.CircuitBreaker(),
+            resilience.Classify(),
+        )
+        outer = resilience.Stack(resilience.Classify(), telemetry=otel.telemetry())
+        inner_transport = inner.transport(httpx.AsyncHTTPTransport(), express=express)
+        assert (type(inner_transport) is ExpressTransport) is express
+        transport = outer.transport(inner_transport)
+        async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+            await client.get(f"/script/{token()}")
+            await client.get(f"/script/{token()}", params={"s": "503,200"})
+        kinds = sorted(str(span.kind) for span in otel.spans())
+        otel.shutdown()
+        counts.append(kinds)
+    assert counts[0] == counts[1]
+    # A CLIENT span per attempt: the outer stack's two (one per call), the inner one's 1 + 2.
+    assert counts[0].count("SpanKind.CLIENT") == 5
