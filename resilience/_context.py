@@ -64,8 +64,9 @@ def url_origin(url: httpx.URL) -> Origin:
 class CallContext:
     """Mutable state of one logical call, owned by the stack's outermost transport.
 
-    A plain class with slots rather than an attrs class: one is made for every call, and its
-    construction is part of the success path's cost.
+    A plain class with slots rather than an attrs class: one is made for every call the
+    layers see, and its construction is part of their success path's cost. (The express lane
+    makes none for a plain success: see ``resilience._express``.)
     """
 
     __slots__ = (

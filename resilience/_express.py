@@ -14,13 +14,15 @@ The lane decides nothing the layers would not:
 - on the way in, anything a layer would act on (a Retry-After hold anywhere, a login, a circuit
   that is not closed, a retry budget that is counting) sends the call down the layered path
   (``StackTransport``'s) before anything is sent, as does telemetry that records;
-- a plain success (a status whose verdict is its status alone: no failure, no retry, no hold)
-  ends the call in the lane's one frame. Its call context goes on the response only: nothing
-  below ``Classify`` reads it, and the request is left as the layered path leaves it;
+- a plain success (a success whose verdict is its status alone, with no retry and no hold)
+  ends the call in the lane's one frame, and no call context is made for it: the response
+  carries its verdict, and :func:`resilience.outcome` reads one attempt and no wait from a
+  response without a context, which is what the context would have said;
 - anything else, and every call of a classifier with its own ``prepare`` hook, is handed to the
-  layers' own methods with the context on the request: the classifier's ``prepare``, ``judge``
-  and ``raised``, the breaker's ``_unwind`` and ``_settle``, the gate's ``_note``, and
-  ``Retry.resume``, which goes on with the second attempt down the layered path.
+  layers' own methods, with a call context on the request as the layered path has it: the
+  classifier's ``prepare``, ``judge`` and ``raised``, the breaker's ``_unwind`` and ``_settle``,
+  the gate's ``_note``, and ``Retry.resume``, which goes on with the second attempt down the
+  layered path.
 
 A retry with a deadline or an attempt timeout, a breaker whose state is not in memory, and any
 subclass of a standard layer get no lane (the stack is an ordinary ``StackTransport``).
@@ -149,7 +151,7 @@ class ExpressTransport(StackTransport):
         self._classify = classify
         plain = classify._plain  # noqa: SLF001 - a live dict, filled as statuses are seen
         self._plain: Mapping[int, Classification] = {} if plain is None else plain
-        # The plain verdicts the lane finished a call on: no failure, no retry, no hold.
+        # The plain verdicts the lane finished a call on: successes with no retry and no hold.
         self._clean: dict[int, Classification] = {}
         # What Classify sends each attempt through; past the attempt transport too, unless an
         # outer stack records (its CALL_KEY on the request), as that transport would decide.
@@ -190,12 +192,10 @@ class ExpressTransport(StackTransport):
         entry = self._peek(key)
         if entry is not None and entry[1].state is not _CLOSED_STATE:
             return await super().handle_async_request(request)
-        # The lane. The context goes on the request only if the call leaves the plain path.
-        ctx = CallContext(self._classifier)
-        ctx.attempts = 1
+        # The lane. A call context is made only if the call leaves it (see _general).
         self._admitted["admitted"] += 1
         if self._prepare is not None:
-            return await self._general(request, ctx, key, None)
+            return await self._general(request, key, None)
         below = self._below if CALL_KEY in request.extensions else self._untraced
         try:
             response = await below.handle_async_request(request)
@@ -207,12 +207,11 @@ class ExpressTransport(StackTransport):
             if verdict is None:
                 verdict = self._plain.get(status) if status < 400 else None
                 if verdict is None or not _is_clean(verdict):
-                    return await self._general(request, ctx, key, response)
+                    return await self._general(request, key, response)
                 self._clean[status] = verdict
-            answer = response.extensions
-            answer[CLASSIFICATION_KEY] = verdict
-            answer[CONTEXT_KEY] = ctx
-            ctx.last, ctx.last_source = verdict, response
+            # One attempt, no wait, a success: what outcome() reads from a response that
+            # carries its verdict and no call context.
+            response.extensions[CLASSIFICATION_KEY] = verdict
             # The breaker's closed-state success, counted in bulk (see resilience._batch):
             # within the slot of its last write, a key already counted only adds one.
             now = monotonic() if _get_running_loop() is self._stock_loop else self._now()
@@ -223,7 +222,7 @@ class ExpressTransport(StackTransport):
             else:
                 successes.counts[key] = pending + 1
             return response
-        return await self._general(request, ctx, key, failure)
+        return await self._general(request, key, failure)
 
     def _now(self) -> float:
         """The breaker's clock; remember a stock asyncio loop, whose time is ``monotonic()``."""
@@ -242,15 +241,16 @@ class ExpressTransport(StackTransport):
     async def _general(
         self,
         request: httpx.Request,
-        ctx: CallContext,
         key: Hashable,
         sent: httpx.Response | BaseException | None,
     ) -> httpx.Response:
         """The first attempt's outcome (``sent``, or None: send it), each layer's part.
 
-        Each part is as its layer's own code has it; the context is on the request meanwhile,
-        as the layered path has it, for ``Retry.resume`` and the hooks.
+        Each part is as its layer's own code has it. The call context is made here and is on
+        the request meanwhile, as the layered path has it, for ``Retry.resume`` and the hooks.
         """
+        ctx = CallContext(self._classifier)
+        ctx.attempts = 1  # the retry's count: this is the first attempt
         extensions = request.extensions
         previous = extensions.get(CONTEXT_KEY)
         extensions[CONTEXT_KEY] = ctx
@@ -324,8 +324,10 @@ class ExpressTransport(StackTransport):
 
 
 def _is_clean(verdict: Classification) -> bool:
-    """Whether a plain verdict ends the call where it is: no failure, no retry, no hold."""
-    return not (verdict.counts_as_failure or verdict.retryable or verdict.retry_after)
+    """Whether a plain verdict ends the call where it is: a success, no retry, no hold."""
+    return verdict.is_success and not (
+        verdict.counts_as_failure or verdict.retryable or verdict.retry_after
+    )
 
 
 def _parsed_url_readable() -> bool:

@@ -53,7 +53,9 @@ def outcome(response: httpx.Response) -> Outcome:
     """Return the :class:`Outcome` of the call that produced ``response``.
 
     A response that did not pass through a stack is classified on the spot with plain HTTP
-    semantics, from its status and headers (and its body, only if it was already read).
+    semantics, from its status and headers (and its body, only if it was already read). A
+    response with a verdict and no call context was one attempt with no wait: the express
+    lane's plain success (see ``resilience._express``).
     """
     ctx = response.extensions.get(CONTEXT_KEY)
     verdict = response.extensions.get(CLASSIFICATION_KEY)

@@ -142,11 +142,7 @@ async def transcript(server: RunningServer, steps: list[Step], *, express: bool)
                 written.append(("raised", type(exc).__name__, type(context).__name__))
             else:
                 found = resilience.outcome(response)
-                verdict = found.classification
-                ctx = response.extensions[CONTEXT_KEY]
-                written.append(
-                    (response.status_code, verdict, found.attempts, found.waited, ctx.attempts)
-                )
+                written.append((response.status_code, found))
             written.append(("sent", len(hits(t)) if kind == "script" else None))
     assert isinstance(retry, resilience.Retry)
     assert retry.budget is not None
@@ -165,6 +161,7 @@ async def transcript(server: RunningServer, steps: list[Step], *, express: bool)
 
 SCENARIOS: dict[str, list[Step]] = {
     "successes": [("GET", "script", {"s": "200"})] * 3,
+    "other successes": [("GET", "script", {"s": s}) for s in ("201", "204", "301", "304")],
     "retried 5xx": [("GET", "script", {"s": "503,200"}), ("GET", "script", {"s": "502,503,200"})],
     "given up": [("GET", "script", {"s": "500"}), ("GET", "script", {"s": "200"})],
     "client errors": [("GET", "script", {"s": "404"}), ("POST", "script", {"s": "400"})],
@@ -433,3 +430,20 @@ async def test_an_outer_stack_that_records_sees_the_inner_lanes_attempts(
     assert counts[0] == counts[1]
     # A CLIENT span per attempt: the outer stack's two (one per call), the inner one's 1 + 2.
     assert counts[0].count("SpanKind.CLIENT") == 5
+
+
+async def test_a_plain_success_in_the_lane_reads_as_one_attempt(scripted: RunningServer) -> None:
+    stack = standard(VirtualClock(start=1_000.0))
+    transport = stack.transport(httpx.AsyncHTTPTransport())
+    assert isinstance(transport, ExpressTransport)
+    async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+        response = await client.get(f"/script/{token()}")
+    # No call context is made for it: its verdict is on the response, and outcome() reads
+    # what the context would have said.
+    assert CONTEXT_KEY not in response.extensions
+    assert CONTEXT_KEY not in response.request.extensions
+    assert resilience.outcome(response) == resilience.Outcome(
+        classification=response.extensions["resilience.classification"], attempts=1, waited=0.0
+    )
+    assert resilience.outcome(response).classification.is_success
+    assert resilience.raise_for_error(response) is response
