@@ -60,8 +60,10 @@ async def scripted_app(scope: Scope, receive: Receive, send: Send) -> None:
     out = [(b"content-type", b"text/plain")]
     if status >= 400:  # each ra=... a Retry-After field of its own (ra=30&ra=30: sent twice)
         out.extend((b"retry-after", value.encode()) for value in lists.get("ra", []))
-    payload = f"answer {len(hits)}: {status}".encode()
-    out.append((b"content-length", str(len(payload)).encode()))
+    # 204 and 304 have no body (RFC 9110 15.3.5, 15.4.5): h11 refuses to send one.
+    payload = b"" if status in (204, 304) else f"answer {len(hits)}: {status}".encode()
+    if payload:
+        out.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": out})
     await send({"type": "http.response.body", "body": payload})
 
