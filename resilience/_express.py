@@ -53,13 +53,12 @@ from ._context import (
     CLASSIFICATION_KEY,
     CONTEXT_KEY,
     CallContext,
-    classification_of,
 )
 from ._exceptions import RejectedError
 from ._gate import RetryAfterGate, _GateTransport
 from ._layer import LayerLike
 from ._lockout import LockoutGuard, _GuardTransport
-from ._retry import Retry, _RetryTransport
+from ._retry import Retry, _RetryTransport, retry_verdict
 from ._stack import Stack, StackTransport
 from ._telemetry import CALL_KEY
 from ._telemetry_attempt import AttemptTransport
@@ -268,14 +267,11 @@ class ExpressTransport(StackTransport):
                 if verdict.retry_after:  # the gate's part
                     self._gate._note(request, ctx, verdict)  # noqa: SLF001
                 outcome: httpx.Response | Exception = response
-            except RejectedError:
-                ctx.attempts -= 1  # a decision of a layer below: nothing was sent
-                raise
             except Exception as exc:
-                verdict = classification_of(request, exc, ctx)
-                if not verdict.retryable:
+                failed = retry_verdict(request, ctx, exc)
+                if failed is None:
                     raise
-                outcome = exc
+                verdict, outcome = failed, exc
             if verdict.retryable:  # outside the handler: a retry's error is not "during" it
                 response = await self._retry.resume(request, ctx, verdict, outcome)
         finally:
@@ -298,10 +294,10 @@ class ExpressTransport(StackTransport):
         classifier's ``prepare``.
         """
         classify = self._classify
+        if sent is None and self._prepare is not None:  # outside the handler, as in Classify
+            self._prepare(request)
         try:
             if sent is None:
-                if self._prepare is not None:
-                    self._prepare(request)
                 response = await self._below.handle_async_request(request)
             elif isinstance(sent, BaseException):
                 raise sent  # noqa: TRY301 - raised again, in the layer's own handler

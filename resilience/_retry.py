@@ -147,6 +147,21 @@ def _rewinds(field: object) -> bool:
         return False
 
 
+def retry_verdict(
+    request: httpx.Request, ctx: CallContext, exc: Exception
+) -> Classification | None:
+    """The verdict on an attempt that raised ``exc`` when a retry may follow; None: re-raise it.
+
+    A :class:`RejectedError` is a decision of a layer below: nothing was sent, so the attempt is
+    not counted. A stack's express lane asks this too, for the first attempt it sent.
+    """
+    if isinstance(exc, RejectedError):
+        ctx.attempts -= 1
+        return None
+    verdict = classification_of(request, exc, ctx)
+    return verdict if verdict.retryable else None
+
+
 def _time_left(ctx: CallContext, now: float) -> float:
     left = math.inf if ctx.deadline is None else ctx.deadline - now
     scope_deadline = anyio.current_effective_deadline()
@@ -205,13 +220,11 @@ class _RetryTransport(LayerTransport):
                     response = await self._bounded_attempt(request, ctx, attempt)
                 else:
                     response = await self.inner.handle_async_request(request)
-            except RejectedError:
-                ctx.attempts -= 1  # a decision of a layer below: nothing was sent
-                raise
             except Exception as exc:
-                verdict = classification_of(request, exc, ctx)
-                if not verdict.retryable:
+                failed = retry_verdict(request, ctx, exc)
+                if failed is None:
                     raise
+                verdict = failed
                 key, backoff, decision = self._weigh(
                     request, ctx, key, verdict, attempt, previous, responded=False
                 )

@@ -447,3 +447,50 @@ async def test_a_plain_success_in_the_lane_reads_as_one_attempt(scripted: Runnin
     )
     assert resilience.outcome(response).classification.is_success
     assert resilience.raise_for_error(response) is response
+
+
+class FlakyPrepare(resilience.HTTPClassifier):
+    """A classifier whose ``prepare`` hook raises on its first call, then lets calls through."""
+
+    def prepare(self, request: httpx.Request) -> None:
+        PREPARED.append(request.url.path)
+        if len(PREPARED) == 1:
+            raise httpx.ConnectError("prepare failed", request=request)
+
+
+PREPARED: list[str] = []  # FlakyPrepare's calls (the classifier itself is frozen)
+
+
+async def test_a_prepare_hook_that_raises_is_handled_alike(scripted: RunningServer) -> None:
+    seen = []
+    for express in (True, False):
+        clock = VirtualClock(start=1_000.0)
+        classifier = FlakyPrepare()
+        PREPARED.clear()
+        breaker = resilience.CircuitBreaker(clock=clock)
+        stack = resilience.Stack(
+            resilience.Retry(backoff=STEADY, clock=clock, rng=random.Random(11)),
+            resilience.RetryAfterGate(clock=clock),
+            breaker,
+            resilience.Classify(classifier=classifier),
+        )
+        transport = stack.transport(httpx.AsyncHTTPTransport(), express=express)
+        assert (type(transport) is ExpressTransport) is express
+        async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+            t = token()
+            response = await client.get(f"/script/{t}")
+        circuit = breaker.statistics(url_origin(httpx.URL(scripted.url))).circuit
+        assert circuit is not None
+        seen.append(
+            (
+                response.status_code,
+                resilience.outcome(response),
+                len(hits(t)),
+                len(PREPARED),
+                (circuit.calls, circuit.failures),
+                clock.sleeps,
+            )
+        )
+    assert seen[0] == seen[1]
+    assert seen[0][0] == 200
+    assert seen[0][2:4] == (1, 2)  # sent once: the first attempt failed before sending
