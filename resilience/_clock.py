@@ -8,8 +8,9 @@ The default follows the running event loop's clock, so trio's ``MockClock`` driv
 from __future__ import annotations
 
 from asyncio import BaseEventLoop, _get_running_loop
+from threading import get_ident
 from time import monotonic
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -17,6 +18,18 @@ __all__ = ["AnyioClock", "Clock"]
 
 #: ``asyncio.BaseEventLoop.time``: ``return time.monotonic()``, as every stock loop inherits it.
 _STOCK_TIME = BaseEventLoop.time
+
+
+class _NoLoop:
+    """In place of a stock loop until one is seen: a loop that runs in no thread."""
+
+    __slots__ = ()
+    _thread_id = None
+
+
+#: The stock asyncio loop :meth:`AnyioClock.now` last found running (see there). Module
+#: state, not the clock's: every AnyioClock, and the express lane, read the same loop.
+stock_loop: Any = _NoLoop()  # a BaseEventLoop; typeshed has no ``_thread_id``
 
 
 @runtime_checkable
@@ -44,13 +57,18 @@ class AnyioClock:
         returns there; every layer asks it on every call, so it is read as directly as the
         loop allows: a stock asyncio loop's ``time()`` *is* ``time.monotonic()``, and a loop
         with a clock of its own (uvloop, a test loop) is asked. Elsewhere (trio) anyio answers.
+
+        Which loop runs is ``asyncio._get_running_loop()``'s answer, but on CPython 3.11 that
+        call also asks the kernel for the process id (a fork check): a system call, dearer
+        than the rest of a layer's success path. So the stock loop last found running is
+        remembered (:data:`stock_loop`). A loop's ``run_forever`` sets its ``_thread_id`` to
+        the thread it runs in and clears it when it stops, and a thread runs one asyncio loop
+        at a time: while the remembered loop's ``_thread_id`` is this thread's, it is the
+        loop running here, and its time is ``monotonic()``.
         """
-        loop = _get_running_loop()
-        if loop is None:
-            return anyio.current_time()
-        if type(loop).time is _STOCK_TIME:
+        if stock_loop._thread_id == get_ident():  # noqa: SLF001 - see above
             return monotonic()
-        return loop.time()
+        return _running_loops_time()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the event loop."""
@@ -58,6 +76,18 @@ class AnyioClock:
 
     def __repr__(self) -> str:
         return "AnyioClock()"
+
+
+def _running_loops_time() -> float:
+    """The running loop's time, asked for; a stock asyncio loop's is remembered."""
+    global stock_loop  # noqa: PLW0603 - the one place it is written
+    loop = _get_running_loop()
+    if loop is None:
+        return anyio.current_time()
+    if isinstance(loop, BaseEventLoop) and type(loop).time is _STOCK_TIME:
+        stock_loop = loop
+        return monotonic()
+    return loop.time()
 
 
 DEFAULT_CLOCK: Clock = AnyioClock()

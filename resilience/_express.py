@@ -32,9 +32,9 @@ layered path (``Stack.transport(express=False)``) and requires equal transcripts
 
 from __future__ import annotations
 
-from asyncio import _get_running_loop  # the C accessor AnyioClock.now asks too
 from collections.abc import Hashable, Mapping, Sequence
 from math import inf
+from threading import get_ident
 from time import monotonic
 from typing import Any
 
@@ -42,12 +42,13 @@ import httpx
 from opentelemetry import trace
 from opentelemetry.metrics import _internal as _metrics_internal
 
+from . import _clock
 from ._breaker import _CLOSED, _CLOSED_STATE, CircuitBreaker, _BreakerTransport
 from ._budget import IDLE
 from ._classification import Classification
 from ._classifier import HTTPClassifier
 from ._classify import Classify, _ClassifyTransport
-from ._clock import _STOCK_TIME, AnyioClock
+from ._clock import AnyioClock
 from ._context import (
     _DEFAULT_PORTS,
     CLASSIFICATION_KEY,
@@ -141,10 +142,9 @@ class ExpressTransport(StackTransport):
         self._successes = breaker._successes  # noqa: SLF001
         self._bucket_width = breaker._bucket_width  # noqa: SLF001
         self._breaker_clock = breaker._clock  # noqa: SLF001
-        # The breaker's clock, when it is AnyioClock on a stock asyncio loop: ``monotonic()``
-        # (see _now). The loop is remembered, so a new loop or a trio run asks the clock again.
-        self._stock_time = _STOCK_TIME if type(self._breaker_clock) is AnyioClock else None
-        self._stock_loop: object = _NO_LOOP
+        # AnyioClock's time on the stock asyncio loop it remembers running here is
+        # ``monotonic()``: read inline (see AnyioClock.now, and the lane's success below).
+        self._anyio_clock = type(self._breaker_clock) is AnyioClock
         # Until this time the breaker's success slot is the current one (see _count_success).
         self._until = -inf
         self._classify = classify
@@ -213,7 +213,11 @@ class ExpressTransport(StackTransport):
             response.extensions[CLASSIFICATION_KEY] = verdict
             # The breaker's closed-state success, counted in bulk (see resilience._batch):
             # within the slot of its last write, a key already counted only adds one.
-            now = monotonic() if _get_running_loop() is self._stock_loop else self._now()
+            # AnyioClock.now's first test, inline: the stock loop it remembers runs here.
+            if self._anyio_clock and _clock.stock_loop._thread_id == get_ident():  # noqa: SLF001
+                now = monotonic()
+            else:
+                now = self._breaker_clock.now()
             successes = self._successes
             pending = successes.counts.get(key) if now < self._until else None
             if pending is None:
@@ -222,13 +226,6 @@ class ExpressTransport(StackTransport):
                 successes.counts[key] = pending + 1
             return response
         return await self._general(request, key, failure)
-
-    def _now(self) -> float:
-        """The breaker's clock; remember a stock asyncio loop, whose time is ``monotonic()``."""
-        loop = _get_running_loop()
-        if loop is not None and type(loop).time is self._stock_time:
-            self._stock_loop = loop
-        return self._breaker_clock.now()
 
     def _count_success(self, key: Hashable, now: float) -> None:
         """``Batch.count`` for a closed-state success; note until when its slot is current."""
@@ -336,5 +333,4 @@ def _parsed_url_readable() -> bool:
         return False
 
 
-_NO_LOOP = object()
 _PARSED_URL = _parsed_url_readable()

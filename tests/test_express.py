@@ -20,13 +20,14 @@ import pytest
 import resilience
 from adapters import dialnexa, dialstack, get2dial
 from adapters.simulators import RunningServer
-from resilience import _express, _retry
+from resilience import _clock, _retry
 from resilience._context import CONTEXT_KEY, url_origin
 from resilience._express import ExpressTransport
 from resilience._stack import StackTransport
 from resilience.testing import VirtualClock
 
 from .stores import SuspendingStore
+from .test_clock import loop_questions
 from .test_retry import closed_port
 from .test_retry_scripted import hits, scripted, token
 from .test_telemetry_support import Otel
@@ -304,14 +305,18 @@ async def test_successes_past_the_breakers_key_bound_count_alike(scripted: Runni
 async def test_the_event_loops_own_clock_counts_every_success(
     scripted: RunningServer, anyio_backend: str
 ) -> None:
-    # AnyioClock: on a stock asyncio loop the lane reads monotonic() itself, once it has seen
-    # the loop; on trio (or another loop) it asks the clock every time.
+    # AnyioClock: on the stock asyncio loop the clock remembers, the lane reads monotonic()
+    # itself; on trio (or another loop) it asks the clock every time.
     express = await counted(scripted, resilience.AnyioClock(), [6], express=True)
     layered = await counted(scripted, resilience.AnyioClock(), [6], express=False)
     assert express == layered == [(6, 0, 6)]
 
 
-async def test_the_lane_remembers_only_a_stock_asyncio_loop(anyio_backend: str) -> None:
+async def test_the_lane_reads_the_stock_loop_anyio_clock_remembers(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once AnyioClock has found this asyncio loop running, neither it nor the lane asks
+    # asyncio which loop runs; on trio every success asks.
     stack = resilience.Stack(
         resilience.Retry(),
         resilience.RetryAfterGate(),
@@ -320,13 +325,18 @@ async def test_the_lane_remembers_only_a_stock_asyncio_loop(anyio_backend: str) 
     )
     transport = stack.transport(MOCK)
     assert isinstance(transport, ExpressTransport)
+    asked = loop_questions(monkeypatch)
     async with httpx.AsyncClient(transport=transport) as client:
-        await client.get("http://api.test/")
-        await client.get("http://api.test/")
+        await client.get("http://api.test/")  # the success slot's first: the clock is asked
+        asked.clear()
+        for _ in range(5):
+            await client.get("http://api.test/")
     if anyio_backend == "asyncio":
-        assert transport._stock_loop is asyncio.get_running_loop()
+        assert _clock.stock_loop is asyncio.get_running_loop()
+        assert asked == []
     else:
-        assert transport._stock_loop is _express._NO_LOOP
+        assert len(asked) == 5
+    assert stack.layers[2].statistics().admitted == 6
 
 
 @pytest.mark.parametrize(
@@ -348,7 +358,8 @@ async def test_the_lanes_origin_key_is_url_origin(url: str) -> None:
     )
     async with httpx.AsyncClient(transport=stack.transport(MOCK)) as client:
         await client.get(url)
-    circuit = breaker.statistics(url_origin(httpx.URL(url))).circuit
+    origin = url_origin(httpx.URL(url))
+    circuit = breaker.statistics(origin).circuit
     assert circuit is not None
     assert circuit.calls == 1
 
