@@ -51,9 +51,11 @@ from ._classify import Classify, _ClassifyTransport
 from ._clock import AnyioClock
 from ._context import (
     _DEFAULT_PORTS,
+    _ORIGINS,
     CLASSIFICATION_KEY,
     CONTEXT_KEY,
     CallContext,
+    _new_origin,
 )
 from ._exceptions import RejectedError
 from ._gate import RetryAfterGate, _GateTransport
@@ -184,8 +186,11 @@ class ExpressTransport(StackTransport):
         breaker_key = self._breaker_key
         if breaker_key is None:  # url_origin(request.url), inline (a test holds them equal)
             parts = request.url._uri_reference  # noqa: SLF001
-            scheme = parts[0]
-            key: Hashable = (scheme, parts[2], parts[3] or _DEFAULT_PORTS.get(scheme))
+            scheme, host = parts[0], parts[2]
+            port = parts[3] or _DEFAULT_PORTS.get(scheme)
+            key: Hashable = _ORIGINS.get(host)
+            if key is None or key[2] != port or key[0] != scheme:  # type: ignore[index]
+                key = _new_origin(scheme, host, port)
         else:
             key = breaker_key(request)
         entry = self._peek(key)

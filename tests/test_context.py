@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilience import CircuitBreaker
+from resilience import CircuitBreaker, _context
 from resilience._context import AttemptCut, url_origin
 from resilience._gate import default_key
 
@@ -105,3 +105,35 @@ async def test_a_cut_is_this_scopes_only_while_the_callers_deadline_is_still_ahe
     assert not cut(fired, caller_deadline=now - 0.5).caught(cancelled)
     assert not cut(anyio.CancelScope(deadline=now + 60.0)).caught(cancelled)  # not yet its time
     assert not cut(fired).caught(ValueError())
+
+
+def test_one_origin_is_one_tuple_however_it_is_spelled() -> None:
+    # The breaker's and the batch's dicts find an origin by identity: url_origin hands out the
+    # tuple it made last for the host, for every spelling of the same origin.
+    first = url_origin(httpx.URL("https://Canonical.test/a"))
+    assert url_origin(httpx.URL("https://canonical.test:443/b?c=d")) is first
+    assert url_origin(httpx.URL("https://user@CANONICAL.test/")) is first
+    assert first == ("https", "canonical.test", 443)
+
+
+def test_another_origin_on_the_same_host_is_its_own_tuple() -> None:
+    plain = url_origin(httpx.URL("http://shared.test/"))
+    secure = url_origin(httpx.URL("https://shared.test/"))
+    other_port = url_origin(httpx.URL("https://shared.test:8443/"))
+    assert (plain, secure, other_port) == (
+        ("http", "shared.test", 80),
+        ("https", "shared.test", 443),
+        ("https", "shared.test", 8443),
+    )
+    # The host keeps the latest one; the others are still equal, just made anew.
+    assert url_origin(httpx.URL("https://shared.test:8443/x")) is other_port
+    assert url_origin(httpx.URL("http://shared.test/x")) == plain
+
+
+def test_the_origin_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_context, "_ORIGINS", {})
+    monkeypatch.setattr(_context, "_MAX_ORIGINS", 3)
+    origins = [url_origin(httpx.URL(f"https://h{i}.test/")) for i in range(7)]
+    assert len(_context._ORIGINS) <= 3
+    assert origins == [("https", f"h{i}.test", 443) for i in range(7)]
+    assert url_origin(httpx.URL("https://h6.test/")) is origins[6]

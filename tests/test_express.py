@@ -362,6 +362,10 @@ async def test_the_lanes_origin_key_is_url_origin(url: str) -> None:
     circuit = breaker.statistics(origin).circuit
     assert circuit is not None
     assert circuit.calls == 1
+    # The very tuple: the lane keeps url_origin's one tuple per origin too.
+    memory = breaker._memory()
+    assert memory is not None
+    assert next(key for key in memory._entries if key == origin) is origin
 
 
 async def test_a_breaker_keyed_its_own_way_counts_alike(scripted: RunningServer) -> None:
