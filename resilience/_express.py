@@ -137,6 +137,7 @@ class ExpressTransport(StackTransport):
         self._breaker = breaker
         self._memory = memory
         self._peek = breaker._peek  # noqa: SLF001
+        self._seen = _Seen()
         # None: the origin key, read inline from httpx's parsed URL where this httpx has one.
         by_origin = breaker._by_origin and _PARSED_URL  # noqa: SLF001
         self._breaker_key = None if by_origin else breaker._key  # noqa: SLF001
@@ -193,9 +194,13 @@ class ExpressTransport(StackTransport):
                 key = _new_origin(scheme, host, port)
         else:
             key = breaker_key(request)
-        entry = self._peek(key)
-        if entry is not None and entry[1].state is not _CLOSED_STATE:
-            return await super().handle_async_request(request)
+        # Unless nothing in the breaker's memory has changed since this key was last read closed.
+        memory, seen = self._memory, self._seen
+        if key is not seen.key or memory.version != seen.version:
+            entry = self._peek(key)
+            if entry is not None and entry[1].state is not _CLOSED_STATE:
+                return await super().handle_async_request(request)
+            seen.key, seen.version = key, memory.version
         # The lane. A call context is made only if the call leaves it (see _general).
         self._admitted["admitted"] += 1
         if self._prepare is not None:
@@ -319,6 +324,24 @@ class ExpressTransport(StackTransport):
         answer[CONTEXT_KEY] = ctx
         ctx.last, ctx.last_source = verdict, response
         return response, verdict
+
+
+class _Seen:
+    """The key whose stored circuit the lane last read admitting, and the memory's version then.
+
+    A holder of its own: ``StackTransport`` has a ``__setattr__`` of its own, too dear per call.
+    The key is compared by identity, which holds for origins (``url_origin`` hands out one tuple
+    per origin); another key function's keys may only ever miss, and are read each time.
+    """
+
+    __slots__ = ("key", "version")
+
+    def __init__(self) -> None:
+        self.key: Hashable = _NOTHING
+        self.version = -1
+
+
+_NOTHING = object()
 
 
 def _is_clean(verdict: Classification) -> bool:

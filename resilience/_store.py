@@ -112,6 +112,9 @@ class MemoryStore(Generic[S]):
         self.max_keys = max_keys
         self.evict = evict
         self._entries: OrderedDict[Hashable, tuple[float, S]] = OrderedDict()
+        #: Bumped by every change to the entries (a write, an expiry, an eviction, a clear):
+        #: a reader that saw an entry knows, while the version is the same, that it still is.
+        self.version = 0
         self._evicted = 0
         self._expired = 0
         self._locks = KeyedLock()
@@ -129,6 +132,7 @@ class MemoryStore(Generic[S]):
             if entries[key][0] > now:
                 return
             del entries[key]
+            self.version += 1
             self._expired += 1
 
     def get_now(self, key: Hashable, *, now: float) -> S | None:
@@ -139,6 +143,7 @@ class MemoryStore(Generic[S]):
         expires, state = entry
         if expires <= now:
             del self._entries[key]
+            self.version += 1
             self._expired += 1
             return None
         return state
@@ -154,6 +159,7 @@ class MemoryStore(Generic[S]):
         """The synchronous core of :meth:`update`."""
         entries = self._entries
         self._sweep(now)
+        self.version += 1  # whatever the transition does (at worst, a reader looks again)
         entry = entries.get(key)
         if entry is not None and entry[0] <= now:
             del entries[key]
@@ -187,6 +193,7 @@ class MemoryStore(Generic[S]):
             return False
         for key in [key for key, (expires, _) in entries.items() if expires <= now]:
             del entries[key]
+            self.version += 1
             self._expired += 1
         return len(entries) >= self.max_keys
 
@@ -208,6 +215,7 @@ class MemoryStore(Generic[S]):
     def clear_now(self) -> None:
         """The synchronous core of :meth:`clear`."""
         self._entries.clear()
+        self.version += 1
 
     async def clear(self) -> None:
         """Forget every key (held locks are unaffected)."""

@@ -509,3 +509,32 @@ async def test_a_prepare_hook_that_raises_is_handled_alike(scripted: RunningServ
     assert seen[0] == seen[1]
     assert seen[0][0] == 200
     assert seen[0][2:4] == (1, 2)  # sent once: the first attempt failed before sending
+
+
+async def test_a_circuit_opened_elsewhere_stops_the_lane_that_read_it_closed() -> None:
+    # The lane reads a key's stored circuit again only when the breaker's memory has changed:
+    # a circuit opened through another transport of the same layers is seen on the next call.
+    breaker = resilience.CircuitBreaker(consecutive_failures=2, open_for=60.0)
+    stack = resilience.Stack(
+        resilience.Retry(attempts=1), resilience.RetryAfterGate(), breaker, resilience.Classify()
+    )
+    failing = httpx.MockTransport(lambda request: httpx.Response(503))
+    lane = stack.transport(MOCK)
+    assert isinstance(lane, ExpressTransport)
+    async with (
+        httpx.AsyncClient(transport=lane) as client,
+        httpx.AsyncClient(transport=stack.transport(failing, express=False)) as other,
+    ):
+        for _ in range(3):
+            assert (await client.get("http://api.test/")).status_code == 200
+        assert lane._seen.key == ("http", "api.test", 80)
+        await other.get("http://api.test/")
+        await other.get("http://api.test/")
+        with pytest.raises(resilience.CircuitOpenError):
+            await client.get("http://api.test/")
+        await breaker.reset()
+        assert (await client.get("http://api.test/")).status_code == 200
+        await breaker.force_open(("http", "api.test", 80))
+        with pytest.raises(resilience.CircuitOpenError):
+            await client.get("http://api.test/")
+    assert breaker.statistics().rejected == 2

@@ -73,3 +73,34 @@ def test_a_store_that_never_evicts_says_when_it_is_full() -> None:
 def test_max_keys_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         MemoryStore(max_keys=0)
+
+
+def test_every_change_to_the_entries_bumps_the_version() -> None:
+    store: MemoryStore[int] = MemoryStore(max_keys=2)
+    seen = [store.version]
+
+    def changed() -> bool:
+        seen.append(store.version)
+        return seen[-1] != seen[-2]
+
+    store.update_now("a", lambda s: (1, None), now=0.0, ttl=10.0)
+    assert changed()
+    assert store.get_now("a", now=1.0) == 1
+    assert not changed()  # a read changes nothing
+    assert store.get_now("a", now=11.0) is None  # expired on reading
+    assert changed()
+    store.update_now("b", lambda s: (1, None), now=0.0, ttl=1.0)
+    store.update_now("c", lambda s: (1, None), now=0.0, ttl=1.0)
+    store.update_now("d", lambda s: (1, None), now=0.0, ttl=1.0)  # evicts the oldest
+    assert changed()
+    store.expire_now(5.0)
+    assert changed()
+    store.update_now("e", lambda s: (1, None), now=5.0, ttl=1.0)
+    store.update_now("f", lambda s: (1, None), now=5.0, ttl=1.0)
+    changed()
+    assert not store.full_now(now=7.0)  # at the bound: the expired are dropped first
+    assert changed()
+    store.update_now("g", lambda s: (1, None), now=7.0, ttl=1.0)
+    store.clear_now()
+    assert changed()
+    assert len(store) == 0
