@@ -331,7 +331,8 @@ class _Seen:
 
     A holder of its own: ``StackTransport`` has a ``__setattr__`` of its own, too dear per call.
     The key is compared by identity, which holds for origins (``url_origin`` hands out one tuple
-    per origin); another key function's keys may only ever miss, and are read each time.
+    per origin); another key function's key matches only when it returns the same object (an
+    interned string, say), and is read each time otherwise. Either way the version decides.
     """
 
     __slots__ = ("key", "version")
