@@ -141,7 +141,7 @@ class ExpressTransport(StackTransport):
         # None: the origin key, read inline from httpx's parsed URL where this httpx has one.
         by_origin = breaker._by_origin and _PARSED_URL  # noqa: SLF001
         self._breaker_key = None if by_origin else breaker._key  # noqa: SLF001
-        self._admitted = breaker._layer._counts  # noqa: SLF001
+        self._breaker_counts = breaker._layer._counts  # noqa: SLF001
         self._successes = breaker._successes  # noqa: SLF001
         self._bucket_width = breaker._bucket_width  # noqa: SLF001
         self._breaker_clock = breaker._clock  # noqa: SLF001
@@ -188,8 +188,8 @@ class ExpressTransport(StackTransport):
         if breaker_key is None:  # url_origin(request.url), inline (a test holds them equal)
             parts = request.url._uri_reference  # noqa: SLF001
             scheme, host = parts[0], parts[2]
-            port = parts[3] or _DEFAULT_PORTS.get(scheme)
-            key: Hashable = _ORIGINS.get(host)
+            port = parts[3] or _default_port(scheme)
+            key: Hashable = _known_origin(host)
             if key is None or key[2] != port or key[0] != scheme:  # type: ignore[index]
                 key = _new_origin(scheme, host, port)
         else:
@@ -202,7 +202,7 @@ class ExpressTransport(StackTransport):
                 return await super().handle_async_request(request)
             seen.key, seen.version = key, memory.version
         # The lane. A call context is made only if the call leaves it (see _general).
-        self._admitted["admitted"] += 1
+        self._breaker_counts.admitted += 1
         if self._prepare is not None:
             return await self._general(request, key, None)
         below = self._below if CALL_KEY in request.extensions else self._untraced
@@ -343,6 +343,14 @@ class _Seen:
 
 
 _NOTHING = object()
+
+# ``url_origin``'s two look-ups, bound once. On CPython 3.11 a method call on a name that the
+# module imports compiles as an attribute load and a call (the compiler takes the name for a
+# module), so ``_ORIGINS.get(host)`` in the lane would make a bound method on every call; a
+# bound method kept here is called directly. Both dicts live for the process (the origin cache
+# is cleared, never replaced).
+_known_origin = _ORIGINS.get
+_default_port = _DEFAULT_PORTS.get
 
 
 def _is_clean(verdict: Classification) -> bool:
