@@ -109,6 +109,18 @@ class BreakerStatistics:
     circuit: CircuitStatistics | None = None
 
 
+class _Counts:
+    """A breaker's running counters (``BreakerStatistics`` reads them).
+
+    Slots, not a dict keyed by name: ``admitted`` is counted on every call's hot path.
+    """
+
+    __slots__ = ("admitted", "closed", "opened", "probes", "rejected")
+
+    def __init__(self) -> None:
+        self.admitted = self.rejected = self.probes = self.opened = self.closed = 0
+
+
 @attrs.define(kw_only=True, eq=False)
 class CircuitBreaker(Layer):
     """Reject calls to a key (an origin by default) while its server keeps failing.
@@ -152,7 +164,7 @@ class CircuitBreaker(Layer):
     _clock: Clock = attrs.field(init=False, repr=False)
     _key: Callable[[httpx.Request], Hashable] = attrs.field(init=False, repr=False)
     _listeners: list[StateListener] = attrs.field(init=False, repr=False, factory=list)
-    _counts: dict[str, int] = attrs.field(init=False, repr=False)
+    _counts: _Counts = attrs.field(init=False, repr=False)
     _successes: Batch[Circuit] = attrs.field(init=False, repr=False)
     _bucket_width: float = attrs.field(init=False, repr=False)
 
@@ -169,7 +181,7 @@ class CircuitBreaker(Layer):
         self._store = self.store if self.store is not None else MemoryStore(max_keys=self.max_keys)
         self._clock = self.clock or DEFAULT_CLOCK
         self._key = self.key or origin_key
-        self._counts = dict.fromkeys(("admitted", "rejected", "probes", "opened", "closed"), 0)
+        self._counts = _Counts()
         policy = self._policy
         self._bucket_width = policy.bucket_width
         self._successes = Batch(
@@ -223,11 +235,11 @@ class CircuitBreaker(Layer):
         return BreakerStatistics(
             keys=keys,
             max_keys=self.max_keys,
-            admitted=counts["admitted"],
-            rejected=counts["rejected"],
-            probes=counts["probes"],
-            opened=counts["opened"],
-            closed=counts["closed"],
+            admitted=counts.admitted,
+            rejected=counts.rejected,
+            probes=counts.probes,
+            opened=counts.opened,
+            closed=counts.closed,
             circuit=circuit,
         )
 
@@ -272,9 +284,9 @@ class CircuitBreaker(Layer):
 
     def _changed(self, key: Hashable, change: Change, request: httpx.Request | None) -> None:
         if change.new is CircuitState.OPEN:
-            self._counts["opened"] += 1
+            self._counts.opened += 1
         elif change.new is CircuitState.CLOSED:
-            self._counts["closed"] += 1
+            self._counts.closed += 1
         for listener in tuple(self._listeners):
             _notify(listener, key, change)
         if request is not None:
@@ -292,7 +304,7 @@ class CircuitBreaker(Layer):
     def _reject(
         self, request: httpx.Request, key: Hashable, retry_after: float | None
     ) -> CircuitOpenError:
-        self._counts["rejected"] += 1
+        self._counts.rejected += 1
         ctx = call_context(request)
         if ctx.listeners:
             attributes: dict[str, object] = {ev.KEY: key_fingerprint(key)}
@@ -349,9 +361,9 @@ class CircuitBreaker(Layer):
         if ticket is None:
             raise self._reject(request, key, decision.retry_after)
         counts = self._counts
-        counts["admitted"] += 1
+        counts.admitted += 1
         if ticket.probe:
-            counts["probes"] += 1
+            counts.probes += 1
         return ticket
 
     async def _record(
@@ -449,7 +461,7 @@ class _BreakerTransport(LayerTransport):
             ticket = await layer._admit(request, key)  # noqa: SLF001
         elif entry is None or entry[1].state is _CLOSED_STATE:
             ticket = _CLOSED
-            layer._counts["admitted"] += 1  # noqa: SLF001
+            layer._counts.admitted += 1  # noqa: SLF001
         else:  # open or half-open: decided without awaiting, so a refusal costs no coroutine
             ticket = layer._admit_now(request, key, memory)  # noqa: SLF001
         try:
