@@ -12,7 +12,9 @@ ratio still moved by up to 4% from one process to the next (likeliest cause: eac
 objects anew, and its cache conflicts change with the layout); so the MockTransport rows run in
 several fresh processes, one after another, and report the median across them, the range of
 ratios beside it. On loopback the server's work counts, so the figure is the median over rounds
-of wall time. Instruction counts, steadier than either, are in instructions.py.
+of wall time; beside it, the median over rounds of this process's CPU time, the client's own
+work (the layers', httpx's and the socket calls'), which the server's share of the two cores
+does not move. Instruction counts, steadier than any of these, are in instructions.py.
 
 Rows:
 - success path, per request, on httpx.MockTransport and on a loopback server (its own process),
@@ -171,27 +173,29 @@ VARIANTS: dict[str, Maker] = {
 }
 
 
-async def _run(
-    call: Call, requests: int, concurrency: int, timer: Callable[[], float] = time.perf_counter
-) -> float:
-    """Seconds per request for ``requests`` calls spread over ``concurrency`` tasks."""
+async def _run(call: Call, requests: int, concurrency: int) -> tuple[float, float]:
+    """Seconds per request for ``requests`` calls spread over ``concurrency`` tasks: wall time
+    and this process's CPU time."""
     per_task = requests // concurrency
 
     async def worker() -> None:
         for _ in range(per_task):
             await call()
 
-    start = timer()
+    wall, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return (timer() - start) / (per_task * concurrency)
+    done = per_task * concurrency
+    return (time.perf_counter() - wall) / done, (time.process_time() - cpu) / done
 
 
 async def success_path(
     kind: str, url: str, concurrency: int, requests: int, rounds: int, seed: int = 0
-) -> dict[str, float]:
-    """µs per request for every variant, interleaved round by round.
+) -> dict[str, tuple[float, float]]:
+    """µs per request for every variant, interleaved round by round: wall time, and the CPU
+    time of this process (the client's).
 
-    The best round on MockTransport, the median round on loopback (see the module's docstring).
+    The best round of each on MockTransport, the median round on loopback (see the module's
+    docstring).
     """
     setups = {}
     for name, make in VARIANTS.items():
@@ -203,12 +207,10 @@ async def success_path(
         else:  # the calls in flight together (see _yield_once)
             inner = httpx.MockTransport(_yield_once)
         setups[name] = make(inner, url)
-    # MockTransport rows are pure CPU in this process: its CPU time leaves out whatever else
-    # the machine runs. Loopback rows include the server's work, so they take wall time.
-    timer = time.process_time if kind == "mock" else time.perf_counter
-    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    walls: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    cpus: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _, call in setups.values():  # warm-up: connections, caches, imports
-        await _run(call, min(requests, 400), concurrency, timer)
+        await _run(call, min(requests, 400), concurrency)
     order = list(setups)
     # A fixed order favours some positions (~3% seen here): shuffled each round, and seeded
     # differently in each process, so the processes do not repeat one order.
@@ -216,11 +218,13 @@ async def success_path(
     for _ in range(rounds):
         shuffle(order)
         for name in order:
-            samples[name].append(await _run(setups[name][1], requests, concurrency, timer) * 1e6)
+            wall, cpu = await _run(setups[name][1], requests, concurrency)
+            walls[name].append(wall * 1e6)
+            cpus[name].append(cpu * 1e6)
     for client, _ in setups.values():
         await client.aclose()
     estimate = min if kind == "mock" else statistics.median  # see the module's docstring
-    return {name: estimate(values) for name, values in samples.items()}
+    return {name: (estimate(walls[name]), estimate(cpus[name])) for name in VARIANTS}
 
 
 def _outage_variants(
@@ -425,10 +429,10 @@ def mock_rows(
 async def _mock_child(argument: str, seed: int) -> None:
     """In a child process: every MockTransport row of ``argument``'s plan, as JSON on stdout."""
     plan = json.loads(argument)
-    rows = {
-        tasks: await success_path("mock", URL, int(tasks), n, r, seed)
-        for tasks, (n, r) in plan.items()
-    }
+    rows = {}
+    for tasks, (n, r) in plan.items():  # MockTransport rows are pure CPU: its CPU time
+        found = await success_path("mock", URL, int(tasks), n, r, seed)
+        rows[tasks] = {name: cpu for name, (_, cpu) in found.items()}
     print(json.dumps(rows))
 
 
@@ -445,6 +449,20 @@ def _spread_table(title: str, per_process: dict[str, list[float]], base: str) ->
             f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.2f}x "
             f"| {min(ratios):.2f}x to {max(ratios):.2f}x |"
         )
+    return "\n".join(lines)
+
+
+def _loopback_table(title: str, report: dict[str, Any], label: str, base: str) -> str:
+    """Wall time and the client's CPU time side by side, each with its ratio to ``base``."""
+    walls, cpus = report[label], report[label + " (client CPU)"]
+    lines = [
+        f"| {title} | µs/request | ratio to {base} | client CPU µs/request | ratio to {base} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, wall in walls.items():
+        cpu = cpus[name]
+        wall_ratio, cpu_ratio = wall / walls[base], cpu / cpus[base]
+        lines.append(f"| {name} | {wall:.1f} | {wall_ratio:.2f}x | {cpu:.1f} | {cpu_ratio:.2f}x |")
     return "\n".join(lines)
 
 
@@ -504,8 +522,9 @@ async def main(quick: bool, processes: int) -> None:
         n, r = (requests, rounds) if concurrency == 1 else (requests // 2, 3)
         with loopback_server() as url:
             rows = await success_path("loopback", url + "/", concurrency, n, r)
-        report[label] = rows
-        sections.append(_table(f"success path: {label}", rows, "µs/request", "bare httpx"))
+        report[label] = {name: wall for name, (wall, _) in rows.items()}
+        report[label + " (client CPU)"] = {name: cpu for name, (_, cpu) in rows.items()}
+        sections.append(_loopback_table(f"success path: {label}", report, label, "bare httpx"))
         print(sections[-1] + "\n", flush=True)
     with loopback_server(down=True) as url:
         amp = await amplification(url + "/")
