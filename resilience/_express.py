@@ -26,7 +26,14 @@ The lane decides nothing the layers would not:
 
 A retry with a deadline or an attempt timeout, a breaker whose state is not in memory, and any
 subclass of a standard layer get no lane (the stack is an ordinary ``StackTransport``).
-``tests/test_express.py`` runs the same loopback scenarios through a lane and through the
+
+``Stack(Retry(), RetryAfterGate())`` alone has a lane of its own, :class:`RetryGateTransport`:
+the same checks on the way in, the first attempt in its one frame, a plain-HTTP success (a
+status below 400 that nothing below gave a verdict) ended there with no call context, and
+anything else handed to the gate's and the retry's own code, with a call context made as the
+layered path makes it.
+
+``tests/test_express.py`` runs the same loopback scenarios through each lane and through the
 layered path (``Stack.transport(express=False)``) and requires equal transcripts.
 """
 
@@ -46,7 +53,7 @@ from . import _clock
 from ._breaker import _CLOSED, _CLOSED_STATE, CircuitBreaker, _BreakerTransport
 from ._budget import IDLE
 from ._classification import Classification
-from ._classifier import HTTPClassifier
+from ._classifier import DEFAULT_CLASSIFIER, HTTPClassifier
 from ._classify import Classify, _ClassifyTransport
 from ._clock import AnyioClock
 from ._context import (
@@ -58,7 +65,7 @@ from ._context import (
     _new_origin,
 )
 from ._exceptions import RejectedError
-from ._gate import RetryAfterGate, _GateTransport
+from ._gate import RetryAfterGate, _GateTransport, verdict_on
 from ._layer import LayerLike
 from ._lockout import LockoutGuard, _GuardTransport
 from ._retry import Retry, _RetryTransport, retry_verdict
@@ -66,7 +73,7 @@ from ._stack import Stack, StackTransport
 from ._telemetry import CALL_KEY
 from ._telemetry_attempt import AttemptTransport
 
-__all__ = ["ExpressTransport", "express_transport"]
+__all__ = ["ExpressTransport", "RetryGateTransport", "express_transport"]
 
 #: The standard layers and their transports, outermost first; the guard may be left out.
 _STANDARD: tuple[tuple[type, type], ...] = (
@@ -86,8 +93,10 @@ def _own(classifier: object, hook: str) -> bool:
 
 def express_transport(
     layers: Sequence[LayerLike], outermost: httpx.AsyncBaseTransport, stack: Stack
-) -> ExpressTransport | None:
+) -> StackTransport | None:
     """An express transport over the chain ``outermost`` that ``layers`` built, if it has a lane."""
+    if len(layers) == 2:  # Retry > RetryAfterGate, alone
+        return _retry_gate_transport(layers, outermost, stack)
     with_guard = len(layers) == len(_STANDARD)
     expected = [pair for pair in _STANDARD if with_guard or pair[0] is not LockoutGuard]
     if len(layers) != len(expected):
@@ -105,7 +114,27 @@ def express_transport(
     return ExpressTransport(outermost, stack, retry, gate, bool(guard), breaker, classify)
 
 
-class ExpressTransport(StackTransport):
+class _Lane(StackTransport):
+    """What both lanes read on the way in: telemetry's decisions, the retry budget, the holds."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        stack: Stack,
+        retry: _RetryTransport,
+        gate: _GateTransport,
+    ) -> None:
+        super().__init__(inner, stack)
+        telemetry = self._telemetry
+        self._decided = None if telemetry is None else telemetry._decided  # noqa: SLF001
+        budget = retry._budget  # noqa: SLF001
+        self._budget = None if budget is None else budget._counters  # noqa: SLF001
+        self._retry = retry
+        self._holds = gate._holds  # noqa: SLF001
+        self._gate = gate
+
+
+class ExpressTransport(_Lane):
     """A standard stack's outermost transport, with the express lane (see the module)."""
 
     def __init__(
@@ -118,18 +147,11 @@ class ExpressTransport(StackTransport):
         breaker: _BreakerTransport,
         classify: _ClassifyTransport,
     ) -> None:
-        super().__init__(inner, stack)
+        super().__init__(inner, stack, retry, gate)
         memory = breaker._memory  # noqa: SLF001
         if memory is None:
             raise ValueError("the express lane needs a breaker with its state in memory")
-        # Everything the lane reads on each call, as the layers' own hot paths read it.
-        telemetry = self._telemetry
-        self._decided = None if telemetry is None else telemetry._decided  # noqa: SLF001
-        budget = retry._budget  # noqa: SLF001
-        self._budget = None if budget is None else budget._counters  # noqa: SLF001
-        self._retry = retry
-        self._holds = gate._holds  # noqa: SLF001
-        self._gate = gate
+        # Everything else the lane reads on each call, as the layers' own hot paths read it.
         # A hook the classifier leaves as plain HTTP's no-op is not called at all.
         classifier = self._classifier
         self._login = classifier.login if guarded and _own(classifier, "login") else None
@@ -358,6 +380,130 @@ def _is_clean(verdict: Classification) -> bool:
     return verdict.is_success and not (
         verdict.counts_as_failure or verdict.retryable or verdict.retry_after
     )
+
+
+def _retry_gate_transport(
+    layers: Sequence[LayerLike], outermost: httpx.AsyncBaseTransport, stack: Stack
+) -> RetryGateTransport | None:
+    """The lane of ``Stack(Retry(), RetryAfterGate())``, if these layers are that pair."""
+    retry_layer, gate_layer = layers
+    retry = outermost
+    if (
+        type(retry_layer) is not Retry
+        or type(gate_layer) is not RetryAfterGate
+        or type(retry) is not _RetryTransport  # what these two layers' wrap() make
+        or type(retry.inner) is not _GateTransport
+        or retry._bounded  # noqa: SLF001
+    ):
+        return None
+    return RetryGateTransport(outermost, stack, retry, retry.inner)
+
+
+class RetryGateTransport(_Lane):
+    """``Stack(Retry(), RetryAfterGate())``'s outermost transport: its first attempt in one frame.
+
+    The pair's layered path is three coroutine frames (the stack's, the retry's attempts, the
+    gate's) around each call. This lane is one: the same idle checks as
+    :class:`ExpressTransport` on the way in (telemetry that records, a retry budget that is
+    counting or a hold anywhere send the call down the layered path before anything is sent),
+    then the first attempt sent to the transport below the gate, and each layer's part of what
+    it answers or raises as its own code has it: the gate's verdict and hold inside what the
+    retry catches, then the retry's verdict, and ``Retry.resume`` for a second attempt. A plain
+    HTTP success (a status below 400 that nothing below gave a verdict, with plain HTTP's
+    classifier) ends the call in the lane's frame with no call context, as the full lane's does;
+    anything else gets one, made as the layered path makes it.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        stack: Stack,
+        retry: _RetryTransport,
+        gate: _GateTransport,
+    ) -> None:
+        super().__init__(inner, stack, retry, gate)
+        self._below = gate.inner
+        # verdict_on()'s plain-HTTP case: the stack's classifier is plain HTTP's own.
+        self._plain_http = self._classifier is DEFAULT_CLASSIFIER
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # Telemetry.active(), its common answer read inline: ExpressTransport's entry checks,
+        # twice written so that neither lane pays a call for them (the transcript and
+        # telemetry tests hold both lanes to their layers).
+        decided = self._decided
+        if (
+            decided is not None
+            and not (
+                decided.on_globals
+                and trace._TRACER_PROVIDER is None  # noqa: SLF001
+                and _metrics_internal._METER_PROVIDER is None  # noqa: SLF001
+            )
+            and self._telemetry.active()  # type: ignore[union-attr]
+        ):
+            return await super().handle_async_request(request)
+        counters = self._budget  # Retry: an idle budget counts nothing. Gate: nothing held.
+        if (counters is not None and counters.counting_until != IDLE) or self._holds:
+            return await super().handle_async_request(request)
+        try:
+            response = await self._below.handle_async_request(request)
+        except Exception as exc:  # noqa: BLE001 - handed to the layers' own handling
+            failure = exc
+        else:
+            # Plain HTTP's success that nothing below gave a verdict: verdict_on() is None for
+            # both layers, so neither has anything to do. No call context is made for it:
+            # outcome() reads one attempt and no wait from a response without one, which is
+            # what the context would have said.
+            if (
+                response.status_code < 400  # as verdict_on() has it
+                and self._plain_http
+                and CLASSIFICATION_KEY not in response.extensions
+            ):
+                return response
+            return await self._general(request, response)
+        return await self._general(request, failure)
+
+    async def _general(
+        self, request: httpx.Request, sent: httpx.Response | Exception
+    ) -> httpx.Response:
+        """The first attempt's outcome (``sent``), the gate's part and the retry's.
+
+        Each part is as its layer's own code has it, with the call context made here and on
+        the request meanwhile, as the layered path has it.
+        """
+        extensions = request.extensions
+        previous = extensions.get(CONTEXT_KEY)
+        ctx = extensions[CONTEXT_KEY] = CallContext(self._classifier)
+        ctx.attempts = 1  # the retry's count: this is the first attempt
+        try:
+            try:  # the retry's part: what the gate and the layers below it raise or answer
+                if isinstance(sent, Exception):
+                    raise sent  # noqa: TRY301 - raised again, in the layer's own handler
+                response = sent
+                noted = (
+                    ctx.last if ctx.last_source is response else verdict_on(request, ctx, response)
+                )
+                if noted is not None and noted.retry_after:  # the gate's part
+                    self._gate._note(request, ctx, noted)  # noqa: SLF001
+            except Exception as exc:
+                failed = retry_verdict(request, ctx, exc)
+                if failed is None:
+                    raise
+                verdict: Classification | None = failed
+                outcome: httpx.Response | Exception = exc
+            else:
+                verdict = (
+                    ctx.last if ctx.last_source is response else verdict_on(request, ctx, response)
+                )
+                outcome = response
+            if verdict is not None and verdict.retryable:  # outside the handler, as the retry's
+                response = await self._retry.resume(request, ctx, verdict, outcome)
+        finally:
+            if previous is None:
+                extensions.pop(CONTEXT_KEY, None)
+            else:
+                extensions[CONTEXT_KEY] = previous
+        response.extensions[CONTEXT_KEY] = ctx
+        return response
 
 
 def _parsed_url_readable() -> bool:

@@ -20,9 +20,9 @@ import pytest
 import resilience
 from adapters import dialnexa, dialstack, get2dial
 from adapters.simulators import RunningServer
-from resilience import _clock, _retry
+from resilience import _clock, _gate, _retry
 from resilience._context import CONTEXT_KEY, url_origin
-from resilience._express import ExpressTransport
+from resilience._express import ExpressTransport, RetryGateTransport
 from resilience._stack import StackTransport
 from resilience.testing import VirtualClock
 
@@ -88,6 +88,25 @@ class MyRetry(resilience.Retry):
     """A subclass may change what its transport does: it gets no lane."""
 
 
+def test_a_retry_gate_pair_has_a_lane_of_its_own() -> None:
+    stack = resilience.Stack(resilience.Retry(), resilience.RetryAfterGate())
+    assert type(stack.transport(MOCK)) is RetryGateTransport
+    assert type(stack.transport(MOCK, express=False)) is StackTransport
+    bare = resilience.Stack(
+        resilience.Retry(budget=None), resilience.RetryAfterGate(), telemetry=None
+    )
+    assert type(bare.transport(MOCK)) is RetryGateTransport
+    for layers in (
+        [resilience.Retry(deadline=10.0), resilience.RetryAfterGate()],
+        [resilience.Retry(attempt_timeout=1.0), resilience.RetryAfterGate()],
+        [MyRetry(), resilience.RetryAfterGate()],
+        [resilience.RetryAfterGate(), resilience.Retry()],
+        [resilience.Retry(), resilience.Classify()],
+        [resilience.Retry(), lambda inner: inner],
+    ):
+        assert type(resilience.Stack(*layers).transport(MOCK)) is StackTransport, layers
+
+
 @pytest.mark.parametrize(
     "layers",
     [
@@ -124,13 +143,26 @@ def test_other_orders_and_shared_stores_are_layered() -> None:
 Step = tuple[str, str, dict[str, str]]  # method, path kind ("script" or "closed"), query
 
 
-async def transcript(server: RunningServer, steps: list[Step], *, express: bool) -> list[object]:
-    """Run ``steps`` through a fresh standard stack; write down everything observable."""
+def retry_gate(clock: resilience.Clock) -> resilience.Stack:
+    """``Retry > RetryAfterGate`` alone, as the standard stack sets them."""
+    return resilience.Stack(
+        resilience.Retry(backoff=STEADY, clock=clock, rng=random.Random(11)),
+        resilience.RetryAfterGate(clock=clock, max_wait=30.0),
+    )
+
+
+async def transcript(
+    server: RunningServer, steps: list[Step], *, express: bool, pair: bool = False
+) -> list[object]:
+    """Run ``steps`` through a fresh standard stack (or the retry-gate pair); write down
+    everything observable."""
     clock = VirtualClock(start=1_000.0)
-    stack = standard(clock)
-    retry, gate, guard, breaker, _ = stack.layers
+    stack = retry_gate(clock) if pair else standard(clock)
+    retry, gate = stack.layers[:2]
+    guard, breaker = (None, None) if pair else stack.layers[2:4]
     transport = stack.transport(httpx.AsyncHTTPTransport(), express=express)
-    assert (type(transport) is ExpressTransport) is express
+    lane = RetryGateTransport if pair else ExpressTransport
+    assert (type(transport) is lane) is express
     written: list[object] = []
     async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
         for method, kind, query in steps:
@@ -148,15 +180,18 @@ async def transcript(server: RunningServer, steps: list[Step], *, express: bool)
     assert isinstance(retry, resilience.Retry)
     assert retry.budget is not None
     assert isinstance(gate, resilience.RetryAfterGate)
-    assert isinstance(guard, resilience.LockoutGuard)
-    assert isinstance(breaker, resilience.CircuitBreaker)
     written += [
         ("slept", clock.sleeps),
-        ("breaker", breaker.statistics(url_origin(httpx.URL(server.url)))),
         ("gate", gate.statistics()),
         ("budget", retry.budget.statistics()),
-        ("guard", guard.statistics()),
     ]
+    if not pair:
+        assert isinstance(guard, resilience.LockoutGuard)
+        assert isinstance(breaker, resilience.CircuitBreaker)
+        written += [
+            ("breaker", breaker.statistics(url_origin(httpx.URL(server.url)))),
+            ("guard", guard.statistics()),
+        ]
     return written
 
 
@@ -185,6 +220,15 @@ async def test_express_and_layered_write_the_same_transcript(
 ) -> None:
     express = await transcript(scripted, steps, express=True)
     layered = await transcript(scripted, steps, express=False)
+    assert express == layered
+
+
+@pytest.mark.parametrize("steps", SCENARIOS.values(), ids=SCENARIOS.keys())
+async def test_the_retry_gate_lane_and_its_layers_write_the_same_transcript(
+    scripted: RunningServer, steps: list[Step]
+) -> None:
+    express = await transcript(scripted, steps, express=True, pair=True)
+    layered = await transcript(scripted, steps, express=False, pair=True)
     assert express == layered
 
 
@@ -392,18 +436,26 @@ async def test_a_breaker_keyed_its_own_way_counts_alike(scripted: RunningServer)
         assert (get.calls, get.failures, post.calls, post.failures) == (2, 1, 1, 0), express
 
 
-async def test_a_stack_inside_a_stack_keeps_each_its_own_context(
-    scripted: RunningServer,
-) -> None:
-    # The inner stack's lane works under the outer stack's context, and leaves it in place.
-    seen = []
-    for express in (True, False):
-        inner = resilience.Stack(
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: resilience.Stack(
             resilience.Retry(backoff=STEADY, clock=VirtualClock(start=0.0)),
             resilience.RetryAfterGate(),
             resilience.CircuitBreaker(),
             resilience.Classify(),
-        )
+        ),
+        lambda: retry_gate(VirtualClock(start=0.0)),
+    ],
+    ids=["express", "retry-gate"],
+)
+async def test_a_stack_inside_a_stack_keeps_each_its_own_context(
+    scripted: RunningServer, build: Callable[[], resilience.Stack]
+) -> None:
+    # The inner stack's lane works under the outer stack's context, and leaves it in place.
+    seen = []
+    for express in (True, False):
+        inner = build()
         outer = resilience.Stack(resilience.Classify())
         transport = outer.transport(
             inner.transport(httpx.AsyncHTTPTransport(), express=express), express=express
@@ -538,3 +590,110 @@ async def test_a_circuit_opened_elsewhere_stops_the_lane_that_read_it_closed() -
         with pytest.raises(resilience.CircuitOpenError):
             await client.get("http://api.test/")
     assert breaker.statistics().rejected == 2
+
+
+# -- the retry-gate pair's lane ------------------------------------------------------------
+
+
+async def test_the_retry_gate_lane_sends_the_first_attempt_past_both_frames(
+    scripted: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered: list[str] = []
+    for layer_transport in (_retry._RetryTransport, _gate._GateTransport):
+        layered_entry = layer_transport.handle_async_request
+
+        def spy(self: Any, request: httpx.Request, entry: Any = layered_entry) -> Any:
+            entered.append(type(self).__name__)
+            return entry(self, request)
+
+        monkeypatch.setattr(layer_transport, "handle_async_request", spy)
+    transport = retry_gate(VirtualClock(start=1_000.0)).transport(httpx.AsyncHTTPTransport())
+    async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+        plain = await client.get(f"/script/{token()}")
+        assert entered == []  # the lane: neither layer's frame
+        # A plain success makes no call context; outcome() reads what it would have said.
+        assert CONTEXT_KEY not in plain.extensions
+        assert CONTEXT_KEY not in plain.request.extensions
+        verdict = resilience.HTTPClassifier().classify_response(plain.request, plain, b"")
+        assert resilience.outcome(plain) == resilience.Outcome(
+            classification=verdict, attempts=1, waited=0.0
+        )
+        assert resilience.outcome(plain).classification.is_success
+        retried = await client.get(f"/script/{token()}", params={"s": "503,200"})
+        assert retried.status_code == 200
+        assert resilience.outcome(retried).attempts == 2
+        # Retry.resume goes on below the retry's entry, through the gate's own frame.
+        assert entered == ["_GateTransport"]
+        await client.get(f"/script/{token()}")  # the budget is counting: the layered path
+        assert entered == ["_GateTransport", "_RetryTransport", "_GateTransport"]
+
+
+async def test_the_retry_gate_lane_leaves_telemetry_that_records_to_the_layers(
+    scripted: RunningServer,
+) -> None:
+    traced = []
+    for express in (True, False):
+        otel = Otel()
+        stack = resilience.Stack(
+            resilience.Retry(backoff=STEADY, clock=VirtualClock(start=0.0)),
+            resilience.RetryAfterGate(),
+            telemetry=otel.telemetry(),
+        )
+        transport = stack.transport(httpx.AsyncHTTPTransport(), express=express)
+        assert (type(transport) is RetryGateTransport) is express
+        async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+            await client.get(f"/script/{token()}")
+            await client.get(f"/script/{token()}", params={"s": "503,200"})
+        traced.append(sorted(str(span.kind) for span in otel.spans()))
+        otel.shutdown()
+    assert traced[0] == traced[1]
+    # An INTERNAL span per call, a CLIENT span per attempt (1 + 2).
+    assert traced[0].count("SpanKind.INTERNAL") == 2
+    assert traced[0].count("SpanKind.CLIENT") == 3
+
+
+async def test_a_decision_below_the_retry_gate_lane_is_raised_alike() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise resilience.RateLimitedError("held below", request=request, retry_after=5.0)
+
+    for express in (True, False):
+        clock = VirtualClock(start=1_000.0)
+        stack = retry_gate(clock)
+        retry = stack.layers[0]
+        assert isinstance(retry, resilience.Retry)
+        assert retry.budget is not None
+        transport = stack.transport(httpx.MockTransport(refuse), express=express)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(resilience.RateLimitedError, match="held below"):
+                await client.get("http://api.test/")
+        assert clock.sleeps == []
+        assert retry.budget.statistics().retries == 0
+
+
+async def test_a_verdict_from_below_takes_the_retry_gate_lane_to_the_layers(
+    scripted: RunningServer,
+) -> None:
+    # A stack under the pair puts its Classify verdict on every response: the pair's layers
+    # read it (verdict_on), with or without the lane.
+    seen = []
+    for express in (True, False):
+        clock = VirtualClock(start=1_000.0)
+        below = resilience.Stack(resilience.Classify()).transport(httpx.AsyncHTTPTransport())
+        transport = retry_gate(clock).transport(below, express=express)
+        assert (type(transport) is RetryGateTransport) is express
+        async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+            plain_token, retried_token = token(), token()
+            plain = await client.get(f"/script/{plain_token}")
+            retried = await client.get(f"/script/{retried_token}", params={"s": "503,200"})
+        assert CONTEXT_KEY in plain.extensions  # the verdict from below: the layers' path
+        seen.append(
+            (
+                resilience.outcome(plain),
+                resilience.outcome(retried),
+                len(hits(plain_token)),
+                len(hits(retried_token)),
+                clock.sleeps,
+            )
+        )
+    assert seen[0] == seen[1]
+    assert seen[0][1].attempts == 2
