@@ -14,15 +14,17 @@ The lane decides nothing the layers would not:
 - on the way in, anything a layer would act on (a Retry-After hold anywhere, a login, a circuit
   that is not closed, a retry budget that is counting) sends the call down the layered path
   (``StackTransport``'s) before anything is sent, as does telemetry that records;
+- a classifier's own ``prepare`` hook (DialStack's idempotency key) is called where
+  ``Classify`` calls it, after the entry checks and before sending; if it raises, what it
+  raised is handed to the layers' handling of it;
 - a plain success (a success whose verdict is its status alone, with no retry and no hold)
   ends the call in the lane's one frame, and no call context is made for it: the response
   carries its verdict, and :func:`resilience.outcome` reads one attempt and no wait from a
   response without a context, which is what the context would have said;
-- anything else, and every call of a classifier with its own ``prepare`` hook, is handed to the
-  layers' own methods, with a call context on the request as the layered path has it: the
-  classifier's ``prepare``, ``judge`` and ``raised``, the breaker's ``_unwind`` and ``_settle``,
-  the gate's ``_note``, and ``Retry.resume``, which goes on with the second attempt down the
-  layered path.
+- anything else is handed to the layers' own methods, with a call context on the request as
+  the layered path has it: the classifier's ``judge`` and ``raised``, the breaker's
+  ``_unwind`` and ``_settle``, the gate's ``_note``, and ``Retry.resume``, which goes on with
+  the second attempt down the layered path.
 
 A retry with a deadline or an attempt timeout, a breaker whose state is not in memory, and any
 subclass of a standard layer get no lane (the stack is an ordinary ``StackTransport``).
@@ -225,8 +227,10 @@ class ExpressTransport(_Lane):
             seen.key, seen.version = key, memory.version
         # The lane. A call context is made only if the call leaves it (see _general).
         self._breaker_counts.admitted += 1
-        if self._prepare is not None:
-            return await self._general(request, key, None)
+        if self._prepare is not None:  # the classifier's hook, before sending, as in Classify
+            unprepared = self._prepared(request)
+            if unprepared is not None:
+                return await self._general(request, key, unprepared)
         below = self._below if CALL_KEY in request.extensions else self._untraced
         try:
             response = await below.handle_async_request(request)
@@ -259,6 +263,14 @@ class ExpressTransport(_Lane):
             return response
         return await self._general(request, key, failure)
 
+    def _prepared(self, request: httpx.Request) -> _Unprepared | None:
+        """Call the classifier's ``prepare``; what it raised, for the layers' handling, or None."""
+        try:
+            self._prepare(request)  # type: ignore[misc]
+        except BaseException as exc:  # noqa: BLE001 - raised again where Classify raises it
+            return _Unprepared(exc)
+        return None
+
     def _count_success(self, key: Hashable, now: float) -> None:
         """``Batch.count`` for a closed-state success; note until when its slot is current."""
         width, successes = self._bucket_width, self._successes
@@ -270,12 +282,14 @@ class ExpressTransport(_Lane):
         self,
         request: httpx.Request,
         key: Hashable,
-        sent: httpx.Response | BaseException | None,
+        sent: httpx.Response | BaseException | _Unprepared,
     ) -> httpx.Response:
-        """The first attempt's outcome (``sent``, or None: send it), each layer's part.
+        """The first attempt's outcome (``sent``), each layer's part.
 
-        Each part is as its layer's own code has it. The call context is made here and is on
-        the request meanwhile, as the layered path has it, for ``Retry.resume`` and the hooks.
+        ``sent`` is what the attempt answered or raised, or what the classifier's ``prepare``
+        raised before it was sent. Each part is as its layer's own code has it. The call
+        context is made here and is on the request meanwhile, as the layered path has it, for
+        ``Retry.resume`` and the hooks.
         """
         ctx = CallContext(self._classifier)
         ctx.attempts = 1  # the retry's count: this is the first attempt
@@ -315,23 +329,19 @@ class ExpressTransport(_Lane):
         self,
         request: httpx.Request,
         ctx: CallContext,
-        sent: httpx.Response | BaseException | None,
+        sent: httpx.Response | BaseException | _Unprepared,
     ) -> tuple[httpx.Response, Classification]:
         """The classifier's part: the first attempt's response and verdict, as Classify has it.
 
-        ``sent`` is what the attempt answered or raised; None: it is sent here, after the
-        classifier's ``prepare``.
+        ``sent`` is what the attempt answered or raised, or what ``prepare`` raised.
         """
         classify = self._classify
-        if sent is None and self._prepare is not None:  # outside the handler, as in Classify
-            self._prepare(request)
+        if isinstance(sent, _Unprepared):  # outside the handler, as in Classify
+            raise sent.exc
         try:
-            if sent is None:
-                response = await self._below.handle_async_request(request)
-            elif isinstance(sent, BaseException):
+            if isinstance(sent, BaseException):
                 raise sent  # noqa: TRY301 - raised again, in the layer's own handler
-            else:
-                response = sent
+            response = sent
         except RejectedError:
             raise  # a decision of a layer below, not an attempt
         except Exception as exc:
@@ -365,6 +375,16 @@ class _Seen:
 
 
 _NOTHING = object()
+
+
+class _Unprepared:
+    """What the classifier's ``prepare`` raised, for the layers' handling of it."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
 
 # ``url_origin``'s two look-ups, bound once. On CPython 3.11 a method call on a name that the
 # module imports compiles as an attribute load and a call (the compiler takes the name for a

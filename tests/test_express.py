@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import httpx
@@ -40,15 +40,30 @@ STEADY = resilience.Backoff(initial=1.0, maximum=10.0, jitter="full")
 MOCK = httpx.MockTransport(lambda request: httpx.Response(200))
 
 
-def standard(clock: resilience.Clock) -> resilience.Stack:
+def standard(
+    clock: resilience.Clock, classifier: resilience.Classifier | None = None
+) -> resilience.Stack:
     """The standard order with every layer, a seeded rng and a breaker that trips soon."""
     return resilience.Stack(
         resilience.Retry(backoff=STEADY, clock=clock, rng=random.Random(11)),
         resilience.RetryAfterGate(clock=clock, max_wait=30.0),
         resilience.LockoutGuard(clock=clock),
         resilience.CircuitBreaker(clock=clock, failure_ratio=0.5, minimum_calls=4, open_for=60.0),
-        resilience.Classify(),
+        resilience.Classify() if classifier is None else resilience.Classify(classifier=classifier),
     )
+
+
+class Keyed(resilience.HTTPClassifier):
+    """A ``prepare`` hook as DialStack's: a POST gets a key once, and a keyed POST may be resent."""
+
+    plain_successes: ClassVar[bool] = True  # as DialStack's: a success is judged by its status
+
+    def prepare(self, request: httpx.Request) -> None:
+        if request.method == "POST" and "idempotency-key" not in request.headers:
+            request.headers["Idempotency-Key"] = "k-" + request.url.path.rsplit("/", 1)[-1]
+
+    def is_idempotent(self, request: httpx.Request) -> bool:
+        return super().is_idempotent(request) or "idempotency-key" in request.headers
 
 
 # -- which stacks take the lane ------------------------------------------------------------
@@ -152,12 +167,17 @@ def retry_gate(clock: resilience.Clock) -> resilience.Stack:
 
 
 async def transcript(
-    server: RunningServer, steps: list[Step], *, express: bool, pair: bool = False
+    server: RunningServer,
+    steps: list[Step],
+    *,
+    express: bool,
+    pair: bool = False,
+    classifier: resilience.Classifier | None = None,
 ) -> list[object]:
     """Run ``steps`` through a fresh standard stack (or the retry-gate pair); write down
     everything observable."""
     clock = VirtualClock(start=1_000.0)
-    stack = retry_gate(clock) if pair else standard(clock)
+    stack = retry_gate(clock) if pair else standard(clock, classifier)
     retry, gate = stack.layers[:2]
     guard, breaker = (None, None) if pair else stack.layers[2:4]
     transport = stack.transport(httpx.AsyncHTTPTransport(), express=express)
@@ -221,6 +241,32 @@ async def test_express_and_layered_write_the_same_transcript(
     express = await transcript(scripted, steps, express=True)
     layered = await transcript(scripted, steps, express=False)
     assert express == layered
+
+
+@pytest.mark.parametrize("steps", SCENARIOS.values(), ids=SCENARIOS.keys())
+async def test_a_classifier_with_a_prepare_hook_writes_the_same_transcript(
+    scripted: RunningServer, steps: list[Step]
+) -> None:
+    express = await transcript(scripted, steps, express=True, classifier=Keyed())
+    layered = await transcript(scripted, steps, express=False, classifier=Keyed())
+    assert express == layered
+
+
+async def test_a_prepare_hooks_plain_success_ends_in_the_lane(scripted: RunningServer) -> None:
+    transport = standard(VirtualClock(start=1_000.0), Keyed()).transport(httpx.AsyncHTTPTransport())
+    assert isinstance(transport, ExpressTransport)
+    async with httpx.AsyncClient(base_url=scripted.url, transport=transport) as client:
+        first = await client.post(f"/script/{token()}", params={"s": "201"})
+        t = token()
+        created = await client.post(f"/script/{t}", params={"s": "201"})
+        resent = await client.post(f"/script/{token()}", params={"s": "503,201"})
+    # A status's plain verdict is learnt from its first answer (Classify.judge), then read.
+    assert CONTEXT_KEY in first.extensions
+    assert created.status_code == 201
+    assert CONTEXT_KEY not in created.extensions  # the lane's plain success: no call context
+    assert created.request.headers["Idempotency-Key"] == f"k-{t}"  # prepared before sending
+    assert resent.status_code == 201  # keyed, so resent after the 503
+    assert resilience.outcome(resent).attempts == 2
 
 
 @pytest.mark.parametrize("steps", SCENARIOS.values(), ids=SCENARIOS.keys())
