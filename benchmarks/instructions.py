@@ -53,7 +53,19 @@ def make_retry_gate(
     return client, _plain(client, url)
 
 
-ALL = {**VARIANTS, "httpx-resilience (Retry + RetryAfterGate)": make_retry_gate}
+def make_dialstack(transport: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, Call]:
+    """The DialStack adapter's standard stack: its classifier has a ``prepare`` hook."""
+    from adapters import dialstack  # imported here: the other variants do not load it
+
+    client = httpx.AsyncClient(transport=dialstack.stack().transport(transport))
+    return client, _plain(client, url)
+
+
+ALL = {
+    **VARIANTS,
+    "httpx-resilience (Retry + RetryAfterGate)": make_retry_gate,
+    "httpx-resilience (DialStack's stack)": make_dialstack,
+}
 
 
 async def _child(name: str, calls: int) -> None:
