@@ -55,7 +55,7 @@ from . import _clock
 from ._breaker import _CLOSED, _CLOSED_STATE, CircuitBreaker, _BreakerTransport
 from ._budget import IDLE
 from ._classification import Classification
-from ._classifier import DEFAULT_CLASSIFIER, HTTPClassifier
+from ._classifier import HTTPClassifier
 from ._classify import Classify, _ClassifyTransport
 from ._clock import AnyioClock
 from ._context import (
@@ -134,6 +134,27 @@ class _Lane(StackTransport):
         self._retry = retry
         self._holds = gate._holds  # noqa: SLF001
         self._gate = gate
+
+    def _call_context(self, request: httpx.Request) -> tuple[CallContext, object]:
+        """A call context for a call leaving the lane after its first attempt, and what it replaced.
+
+        It is put on the request as the layered path has it; ``_put_back`` gives the request
+        back what it replaced.
+        """
+        ctx = CallContext(self._classifier)
+        ctx.attempts = 1  # the retry's count: this is the first attempt
+        extensions = request.extensions
+        previous = extensions.get(CONTEXT_KEY)
+        extensions[CONTEXT_KEY] = ctx
+        return ctx, previous
+
+
+def _put_back(request: httpx.Request, previous: object) -> None:
+    """Give the request back the call context ``_call_context`` replaced (as StackTransport)."""
+    if previous is None:
+        request.extensions.pop(CONTEXT_KEY, None)
+    else:
+        request.extensions[CONTEXT_KEY] = previous
 
 
 class ExpressTransport(_Lane):
@@ -291,11 +312,7 @@ class ExpressTransport(_Lane):
         context is made here and is on the request meanwhile, as the layered path has it, for
         ``Retry.resume`` and the hooks.
         """
-        ctx = CallContext(self._classifier)
-        ctx.attempts = 1  # the retry's count: this is the first attempt
-        extensions = request.extensions
-        previous = extensions.get(CONTEXT_KEY)
-        extensions[CONTEXT_KEY] = ctx
+        ctx, previous = self._call_context(request)
         try:
             try:  # the retry's part: what the layers below raise or answer
                 try:  # the breaker's part
@@ -318,10 +335,7 @@ class ExpressTransport(_Lane):
             if verdict.retryable:  # outside the handler: a retry's error is not "during" it
                 response = await self._retry.resume(request, ctx, verdict, outcome)
         finally:
-            if previous is None:
-                extensions.pop(CONTEXT_KEY, None)
-            else:
-                extensions[CONTEXT_KEY] = previous
+            _put_back(request, previous)
         response.extensions[CONTEXT_KEY] = ctx
         return response
 
@@ -443,8 +457,6 @@ class RetryGateTransport(_Lane):
     ) -> None:
         super().__init__(inner, stack, retry, gate)
         self._below = gate.inner
-        # verdict_on()'s plain-HTTP case: the stack's classifier is plain HTTP's own.
-        self._plain_http = self._classifier is DEFAULT_CLASSIFIER
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # Telemetry.active(), its common answer read inline: ExpressTransport's entry checks,
@@ -469,15 +481,12 @@ class RetryGateTransport(_Lane):
         except Exception as exc:  # noqa: BLE001 - handed to the layers' own handling
             failure = exc
         else:
-            # Plain HTTP's success that nothing below gave a verdict: verdict_on() is None for
-            # both layers, so neither has anything to do. No call context is made for it:
-            # outcome() reads one attempt and no wait from a response without one, which is
-            # what the context would have said.
-            if (
-                response.status_code < 400  # as verdict_on() has it
-                and self._plain_http
-                and CLASSIFICATION_KEY not in response.extensions
-            ):
+            # A success by plain HTTP's rules (a stack with no Classify has plain HTTP's
+            # classifier) that nothing below gave a verdict: verdict_on() is None for both
+            # layers, so neither has anything to do. No call context is made for it: outcome()
+            # reads one attempt and no wait from a response without one, which is what the
+            # context would have said.
+            if response.status_code < 400 and CLASSIFICATION_KEY not in response.extensions:
                 return response
             return await self._general(request, response)
         return await self._general(request, failure)
@@ -490,38 +499,29 @@ class RetryGateTransport(_Lane):
         Each part is as its layer's own code has it, with the call context made here and on
         the request meanwhile, as the layered path has it.
         """
-        extensions = request.extensions
-        previous = extensions.get(CONTEXT_KEY)
-        ctx = extensions[CONTEXT_KEY] = CallContext(self._classifier)
-        ctx.attempts = 1  # the retry's count: this is the first attempt
+        ctx, previous = self._call_context(request)
         try:
             try:  # the retry's part: what the gate and the layers below it raise or answer
                 if isinstance(sent, Exception):
                     raise sent  # noqa: TRY301 - raised again, in the layer's own handler
                 response = sent
-                noted = (
+                # The gate's verdict, and the retry's: verdict_on() records on the context
+                # what it classifies, so the retry's own reading of it gives the same one.
+                verdict = (
                     ctx.last if ctx.last_source is response else verdict_on(request, ctx, response)
                 )
-                if noted is not None and noted.retry_after:  # the gate's part
-                    self._gate._note(request, ctx, noted)  # noqa: SLF001
+                if verdict is not None and verdict.retry_after:  # the gate's part
+                    self._gate._note(request, ctx, verdict)  # noqa: SLF001
+                outcome: httpx.Response | Exception = response
             except Exception as exc:
                 failed = retry_verdict(request, ctx, exc)
                 if failed is None:
                     raise
-                verdict: Classification | None = failed
-                outcome: httpx.Response | Exception = exc
-            else:
-                verdict = (
-                    ctx.last if ctx.last_source is response else verdict_on(request, ctx, response)
-                )
-                outcome = response
+                verdict, outcome = failed, exc
             if verdict is not None and verdict.retryable:  # outside the handler, as the retry's
                 response = await self._retry.resume(request, ctx, verdict, outcome)
         finally:
-            if previous is None:
-                extensions.pop(CONTEXT_KEY, None)
-            else:
-                extensions[CONTEXT_KEY] = previous
+            _put_back(request, previous)
         response.extensions[CONTEXT_KEY] = ctx
         return response
 
