@@ -164,6 +164,25 @@ def make_httpx_retries(
     return client, _plain(client, url)
 
 
+class Forward(httpx.AsyncBaseTransport):
+    """The least a transport layer can do: hand the request on. What any layer costs."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def make_forward(  # not a row here: head_to_head.py and instructions.py show it
+    transport: httpx.AsyncBaseTransport, url: str
+) -> tuple[httpx.AsyncClient, Call]:
+    return make_bare(Forward(transport), url)
+
+
 VARIANTS: dict[str, Maker] = {
     "bare httpx": make_bare,
     "httpx-resilience (full stack)": make_stack,
@@ -189,16 +208,23 @@ async def _run(call: Call, requests: int, concurrency: int) -> tuple[float, floa
 
 
 async def success_path(
-    kind: str, url: str, concurrency: int, requests: int, rounds: int, seed: int = 0
+    kind: str,
+    url: str,
+    concurrency: int,
+    requests: int,
+    rounds: int,
+    seed: int = 0,
+    variants: dict[str, Maker] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """µs per request for every variant, interleaved round by round: wall time, and the CPU
-    time of this process (the client's).
+    """µs per request for every variant (of VARIANTS, or of ``variants``), interleaved round by
+    round: wall time, and the CPU time of this process (the client's).
 
     The best round of each on MockTransport, the median round on loopback (see the module's
     docstring).
     """
+    chosen = VARIANTS if variants is None else variants
     setups = {}
-    for name, make in VARIANTS.items():
+    for name, make in chosen.items():
         inner: httpx.AsyncBaseTransport
         if kind != "mock":
             inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
@@ -207,8 +233,8 @@ async def success_path(
         else:  # the calls in flight together (see _yield_once)
             inner = httpx.MockTransport(_yield_once)
         setups[name] = make(inner, url)
-    walls: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    cpus: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    walls: dict[str, list[float]] = {name: [] for name in chosen}
+    cpus: dict[str, list[float]] = {name: [] for name in chosen}
     for _, call in setups.values():  # warm-up: connections, caches, imports
         await _run(call, min(requests, 400), concurrency)
     order = list(setups)
@@ -224,7 +250,7 @@ async def success_path(
     for client, _ in setups.values():
         await client.aclose()
     estimate = min if kind == "mock" else statistics.median  # see the module's docstring
-    return {name: (estimate(walls[name]), estimate(cpus[name])) for name in VARIANTS}
+    return {name: (estimate(walls[name]), estimate(cpus[name])) for name in chosen}
 
 
 def _outage_variants(

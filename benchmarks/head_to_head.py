@@ -1,0 +1,183 @@
+"""The full stack against one peer on MockTransport, over enough processes to tell them apart.
+
+    python benchmarks/head_to_head.py [--peer httpx-retries] [--processes 60] [--quick]
+
+compare.py's MockTransport rows, narrowed to bare httpx, the full stack, one peer and a
+transport that only forwards each request to the next (the least any transport layer costs).
+Each process measures them as compare.py does: interleaved in a shuffled order each round, its
+figure the best round's CPU time per request. What one process gives moves by a few percent
+with its memory layout (see compare.py's docstring), which is more than the full stack and
+httpx-retries differ by. So this runs many processes, each a fresh layout, and reports for each
+row the median across processes of the per-process ratio of the stack's time to the peer's,
+with a distribution-free 95% confidence interval for that median (from the order statistics;
+no assumption about the shape of the spread) and the sign test's count of processes in which
+the stack was the cheaper one.
+
+Writes benchmarks/results/head_to_head.json and head_to_head.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import compare
+
+BARE, STACK = "bare httpx", "httpx-resilience (full stack)"
+FLOOR = "a transport that only forwards"
+#: Rows: concurrent tasks -> (requests per round, rounds), as compare.py's, in fewer rounds.
+PLAN = {1: (400, 30), 200: (1000, 20)}
+QUICK_PLAN = {1: (400, 4), 200: (1000, 3)}
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median: the order statistics ``x(k)`` and
+    ``x(n+1-k)``, with the largest ``k`` for which Binomial(n, 1/2) puts at most
+    ``(1 - confidence) / 2`` below ``k``. Covers at least ``confidence``."""
+    ordered, n = sorted(values), len(values)
+    tail, below, k = (1 - confidence) / 2, 0.0, 0
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n  # P(fewer than k + 1 of the n below the median)
+        if below > tail:
+            break
+        k += 1
+    if k == 0:  # too few processes for this confidence: the whole range
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
+
+
+def sign_test(below: int, n: int) -> float:
+    """Two-sided p-value of ``below`` of ``n`` on one side, if each side were equally likely."""
+    low = min(below, n - below)
+    p = 2 * sum(math.comb(n, i) for i in range(low + 1)) / 2**n
+    return min(1.0, p)
+
+
+async def _child(peer: str, plan: dict[int, tuple[int, int]], seed: int) -> None:
+    variants = {name: compare.VARIANTS[name] for name in (BARE, STACK, peer)}
+    variants[FLOOR] = compare.make_forward
+    rows = {}
+    for tasks, (n, r) in plan.items():
+        found = await compare.success_path("mock", compare.URL, tasks, n, r, seed, variants)
+        rows[str(tasks)] = {name: cpu for name, (_, cpu) in found.items()}
+    print(json.dumps(rows))
+
+
+def _summary(per_process: dict[str, list[float]], peer: str) -> dict[str, Any]:
+    stack, other, bare = per_process[STACK], per_process[peer], per_process[BARE]
+    floor = per_process[FLOOR]
+    ratios = [s / o for s, o in zip(stack, other, strict=True)]
+    low, high = median_interval(ratios)
+    cheaper = sum(ratio < 1 for ratio in ratios)
+    return {
+        "processes": len(ratios),
+        "stack / peer, median": statistics.median(ratios),
+        "stack / peer, 95% interval of the median": [low, high],
+        "processes where the stack was cheaper": cheaper,
+        "sign test p-value": sign_test(cheaper, len(ratios)),
+        "stack / bare, median": statistics.median(s / b for s, b in zip(stack, bare, strict=True)),
+        "peer / bare, median": statistics.median(o / b for o, b in zip(other, bare, strict=True)),
+        "forwarding transport / bare, median": statistics.median(
+            f / b for f, b in zip(floor, bare, strict=True)
+        ),
+        "stack / forwarding transport, median": statistics.median(
+            s / f for s, f in zip(stack, floor, strict=True)
+        ),
+        "µs per request, medians": {n: statistics.median(v) for n, v in per_process.items()},
+        "per process": per_process,
+    }
+
+
+#: The fewest processes whose extreme values make a 95% interval for a median (1 - 2/2**6).
+FEWEST = 6
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["processes"] < FEWEST:
+        return f"too few processes for a 95% interval (at least {FEWEST})"
+    low, high = row["stack / peer, 95% interval of the median"]
+    if high < 1:
+        return "stack ahead"
+    if low > 1:
+        return "peer ahead"
+    return "level (the interval holds 1)"
+
+
+def table(rows: dict[str, dict[str, Any]], peer: str) -> str:
+    lines = [
+        f"| MockTransport, CPU time | processes | full stack / {peer} (median) "
+        "| 95% interval | stack cheaper in | sign test p | stack / bare | peer / bare "
+        "| forwarding transport / bare | reading |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for label, row in rows.items():
+        low, high = row["stack / peer, 95% interval of the median"]
+        n = row["processes"]
+        lines.append(
+            f"| {label} | {n} | {row['stack / peer, median']:.4f} | {low:.4f} to {high:.4f} "
+            f"| {row['processes where the stack was cheaper']} of {n} "
+            f"| {row['sign test p-value']:.2g} | {row['stack / bare, median']:.3f}x "
+            f"| {row['peer / bare, median']:.3f}x "
+            f"| {row['forwarding transport / bare, median']:.3f}x | {_verdict(row)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(peer: str, processes: int, quick: bool) -> None:
+    if peer not in compare.VARIANTS or peer in (BARE, STACK):
+        peers = [name for name in compare.VARIANTS if name not in (BARE, STACK)]
+        raise SystemExit(f"--peer: one of {peers}")
+    plan = QUICK_PLAN if quick else PLAN
+    argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
+    found: dict[str, dict[str, list[float]]] = {str(tasks): {} for tasks in plan}
+    for index in range(processes):
+        child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
+            [sys.executable, __file__, "--child", argument, "--seed", str(index), "--peer", peer],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        for tasks, row in json.loads(child.stdout).items():
+            for name, value in row.items():
+                found[tasks].setdefault(name, []).append(value)
+        stack, other = found["1"][STACK][-1], found["1"][peer][-1]
+        print(f"process {index + 1}/{processes}: sequential stack/peer {stack / other:.4f}")
+    label = compare._label  # noqa: SLF001
+    rows = {label("MockTransport", int(t)): _summary(v, peer) for t, v in found.items()}
+    text = table(rows, peer)
+    print("\n" + text)
+    report = {
+        "peer": peer,
+        "plan": {
+            f"{tasks} task(s)": {"requests_per_round": n, "rounds": r}
+            for tasks, (n, r) in plan.items()
+        },
+        "figure": "per process, the best round's CPU time per request; across them, medians",
+        "rows": rows,
+    }
+    (compare.RESULTS / "head_to_head.json").write_text(json.dumps(report, indent=2) + "\n")
+    (compare.RESULTS / "head_to_head.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peer", default="httpx-retries", help="the peer to set against the stack")
+    parser.add_argument("--processes", type=int, default=60, help="fresh processes (default 60)")
+    parser.add_argument("--quick", action="store_true", help="few rounds per process")
+    parser.add_argument("--child", metavar="PLAN", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        plan = {int(tasks): tuple(sizes) for tasks, sizes in json.loads(arguments.child).items()}
+        asyncio.run(_child(arguments.peer, plan, arguments.seed))  # type: ignore[arg-type]
+    else:
+        main(arguments.peer, arguments.processes, arguments.quick)

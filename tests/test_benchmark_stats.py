@@ -1,0 +1,62 @@
+"""The statistics benchmarks/head_to_head.py reads its verdict from.
+
+The order-statistic ranks of a 95% interval for a median are the published ones (as in
+Conover, *Practical Nonparametric Statistics*, table A3), and the sign test's p-values are the
+binomial distribution's.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from benchmarks.head_to_head import _verdict, median_interval, sign_test
+
+
+@pytest.mark.parametrize(
+    ("n", "low_rank", "high_rank"),
+    [(6, 1, 6), (10, 2, 9), (20, 6, 15), (30, 10, 21), (60, 22, 39), (100, 40, 61)],
+)
+def test_the_interval_is_the_published_order_statistics(
+    n: int, low_rank: int, high_rank: int
+) -> None:
+    values = [float(i) for i in range(1, n + 1)]  # x(i) == i
+    assert median_interval(values[::-1]) == (low_rank, high_rank)
+
+
+def test_too_few_values_for_95_percent_give_the_whole_range() -> None:
+    assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)
+
+
+@given(st.lists(st.floats(0.5, 1.5), min_size=1, max_size=80))
+def test_the_interval_holds_the_median(values: list[float]) -> None:
+    low, high = median_interval(values)
+    assert low <= statistics.median(values) <= high
+
+
+def test_sign_test_p_values_are_the_binomials() -> None:
+    assert sign_test(5, 10) == 1.0
+    assert sign_test(0, 10) == pytest.approx(2 / 1024)
+    assert sign_test(10, 10) == pytest.approx(2 / 1024)
+    assert sign_test(2, 10) == pytest.approx(2 * 56 / 1024)  # P(X <= 2) = 56/1024
+
+
+@pytest.mark.parametrize(
+    ("interval", "reading"),
+    [
+        ((0.98, 0.999), "stack ahead"),
+        ((1.001, 1.02), "peer ahead"),
+        ((0.99, 1.01), "level (the interval holds 1)"),
+    ],
+)
+def test_the_reading_follows_the_interval(interval: tuple[float, float], reading: str) -> None:
+    row = {"processes": 60, "stack / peer, 95% interval of the median": interval}
+    assert _verdict(row) == reading
+
+
+def test_too_few_processes_give_no_reading() -> None:
+    row = {"processes": 5, "stack / peer, 95% interval of the median": (0.9, 0.95)}
+    assert _verdict(row).startswith("too few processes")
