@@ -38,7 +38,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import resilience
-from benchmarks.compare import URL, VARIANTS, Call, _plain
+from benchmarks.compare import URL, VARIANTS, Call, _plain, make_forward
 
 RESULTS = Path(__file__).resolve().parent / "results" / "instructions.json"
 WARM_UP = 50
@@ -65,6 +65,7 @@ ALL = {
     **VARIANTS,
     "httpx-resilience (Retry + RetryAfterGate)": make_retry_gate,
     "httpx-resilience (DialStack's stack)": make_dialstack,
+    "a transport that only forwards (what any layer costs)": make_forward,
 }
 
 
