@@ -10,12 +10,10 @@ rolls over every 3 s; a run whose counted calls span a rollover counts its flush
 does inside a bytecode (a dict lookup, a call into the standard library's C parts) is not in
 it; that is what instructions.py counts.
 
-Why both: on the 2-core VM of this release's runs, the time a layer adds per request tracked
-the bytecodes it adds much more closely than the machine instructions (see the README's
-Benchmarks section). The likeliest cause, which this VM cannot show (it has no hardware
-counters): between two calls of a layer, httpx's ~5,600 bytecodes per request push the layer's
-code paths out of the processor's branch predictors and caches, so each of its bytecodes costs
-a dispatch that misses, whatever the bytecode does.
+Why both: for the thin layers (the stack, httpx-retries, a forwarding transport) neither count
+alone predicts the time they add on this release's VM: the stack is ahead of httpx-retries by
+instructions, behind it by bytecodes, and level by time. bytecode_cost.py times padding of
+known bytecodes to tell what a bytecode costs inside a request.
 
 Prints a Markdown table and writes ``benchmarks/results/opcodes.json``.
 """
@@ -37,6 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.compare import Maker
 from benchmarks.instructions import ALL, URL, WARM_UP
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +56,11 @@ def _where(filename: str) -> str:
 
 async def count(name: str, calls: int) -> Counter[str]:
     """Bytecodes executed in ``calls`` requests after the warm-up, by file."""
+    return await count_made(ALL[name], calls)
+
+
+async def count_made(make: Maker, calls: int) -> Counter[str]:
+    """:func:`count` for the variant ``make`` sets up."""
     counts: Counter[str] = Counter()
 
     def local(frame: FrameType, event: str, arg: object) -> Any:
@@ -70,7 +74,7 @@ async def count(name: str, calls: int) -> Counter[str]:
         return local
 
     inner = httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok"))
-    client, call = ALL[name](inner, URL)
+    client, call = make(inner, URL)
     for _ in range(WARM_UP):
         await call()
     sys.settrace(start)
