@@ -14,18 +14,46 @@ largest cost of the success path, so the layers count such events here:
 Readers (``statistics()``) add the pending count to what the store holds without writing, so
 they stay safe to call from a metrics thread. The store's transitions stay pure; they are
 applied to ``n`` events at once.
+
+A caller whose events mostly fall on one key (the express lane: one origin, call after call)
+can count them on the batch's :class:`Tally` instead of in ``counts``: once :meth:`Batch.follow`
+has pointed the tally at a key already counted in the slot, each later event of that key until
+the tally's ``until`` is ``tally.n += 1``, with no dict look-up and no hash of the key. The
+batch folds the tally into ``counts`` before anything reads or writes them, so what it writes
+and what readers see are as if every event had gone through :meth:`Batch.count`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from math import inf
 from typing import Generic, TypeVar
 
 from ._store import MemoryStore
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "Tally"]
 
 S = TypeVar("S")
+
+#: The key of a tally that follows none: equal to no key.
+_NO_KEY = object()
+
+
+class Tally:
+    """Events of one key counted past a batch's ``counts``, until a time (see the module).
+
+    Attributes:
+        key: The key it counts (``_NO_KEY``, equal to none, when it follows none).
+        n: Its events not yet in the batch's ``counts``.
+        until: Until when a caller may add to ``n`` (the end of the batch's slot, or -inf).
+    """
+
+    __slots__ = ("key", "n", "until")
+
+    def __init__(self) -> None:
+        self.key: Hashable = _NO_KEY
+        self.n = 0
+        self.until = -inf
 
 
 class Batch(Generic[S]):
@@ -41,10 +69,12 @@ class Batch(Generic[S]):
         slot: The slot the counts belong to: its index, a whole number, int or float (None
             before the first event).
         now: The time of the slot's first event: a time inside ``slot``, for writing them.
-        counts: Pending events per key (0 for a key whose only event was written at once).
+        counts: Pending events per key (0 for a key whose only event was written at once),
+            but for those on the tally.
+        tally: The key a caller counts on directly, and its events (see :meth:`follow`).
     """
 
-    __slots__ = ("_apply", "_ttl", "counts", "max_keys", "now", "slot")
+    __slots__ = ("_apply", "_ttl", "counts", "max_keys", "now", "slot", "tally")
 
     def __init__(
         self,
@@ -58,6 +88,7 @@ class Batch(Generic[S]):
         self.slot: float | None = None
         self.now = 0.0
         self.counts: dict[Hashable, int] = {}
+        self.tally = Tally()
 
     def count(self, store: MemoryStore[S], key: Hashable, slot: float, now: float) -> None:
         """Count one event of ``key`` at ``now`` (in ``slot``), writing ``store`` when due.
@@ -65,7 +96,9 @@ class Batch(Generic[S]):
         A new slot writes the previous one's counts and drops expired keys; a key's first
         event in a slot (or any event once ``max_keys`` keys are counted) is written at once.
         """
+        self._fold()
         if slot != self.slot:
+            self._unfollow()
             at, previous = self.now, self.counts
             self.slot, self.now, self.counts = slot, now, {}
             self._write(store, at, previous, now)
@@ -81,21 +114,51 @@ class Batch(Generic[S]):
 
     def flush(self, store: MemoryStore[S], key: Hashable, now: float) -> None:
         """Write ``key``'s pending count, before a decision that reads its state."""
+        self._fold()
         pending = self.counts.get(key, 0)
         if pending:
             self.counts[key] = 0
             self._write(store, self.now, {key: pending}, now)
 
     def pending(self, key: Hashable) -> int:
-        """``key``'s pending count (0 if none)."""
-        return self.counts.get(key, 0)
+        """``key``'s pending count (0 if none). It writes nothing (a metrics thread may ask)."""
+        tally = self.tally
+        on_tally = tally.n if tally.key == key else 0
+        return self.counts.get(key, 0) + on_tally
 
     def clear(self, key: Hashable | None = None) -> None:
         """Forget ``key``'s pending count, or every one."""
+        if key is None or self.tally.key == key:
+            self._unfollow()
         if key is None:
             self.counts = {}
         else:
             self.counts.pop(key, None)
+
+    def follow(self, key: Hashable, until: float) -> None:
+        """Point the tally at ``key`` until ``until`` (at most the end of the current slot).
+
+        Only a key already in ``counts`` is followed (one past ``max_keys`` is written event by
+        event); otherwise the tally follows none. Its events so far are folded in first.
+        """
+        self._fold()
+        if key in self.counts:
+            tally = self.tally
+            tally.key, tally.until = key, until
+        else:
+            self._unfollow()
+
+    def _fold(self) -> None:
+        """Move the tally's events into ``counts`` (its key is there while it has any)."""
+        tally = self.tally
+        if tally.n:
+            self.counts[tally.key] += tally.n
+            tally.n = 0
+
+    def _unfollow(self) -> None:
+        """Follow no key: a caller's next event goes through :meth:`count`. Its count is lost."""
+        tally = self.tally
+        tally.key, tally.n, tally.until = _NO_KEY, 0, -inf
 
     def _write(
         self, store: MemoryStore[S], at: float, counts: dict[Hashable, int], now: float

@@ -42,7 +42,6 @@ layered path (``Stack.transport(express=False)``) and requires equal transcripts
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from math import inf
 from threading import get_ident
 from time import monotonic
 from typing import Any
@@ -182,19 +181,21 @@ class ExpressTransport(_Lane):
         self._breaker = breaker
         self._memory = memory
         self._peek = breaker._peek  # noqa: SLF001
-        self._seen = _Seen()
+        # (origin, key, version): the breaker key of the URLs whose parsed origin (scheme,
+        # userinfo, host, port) is ``origin``, whose stored circuit the lane read admitting
+        # when the memory's version was ``version``. One tuple, replaced whole.
+        self._closed: tuple[object, Hashable, int] = (_NOTHING, _NOTHING, -1)
         # None: the origin key, read inline from httpx's parsed URL where this httpx has one.
         by_origin = breaker._by_origin and _PARSED_URL  # noqa: SLF001
         self._breaker_key = None if by_origin else breaker._key  # noqa: SLF001
         self._breaker_counts = breaker._layer._counts  # noqa: SLF001
         self._successes = breaker._successes  # noqa: SLF001
+        self._tally = self._successes.tally
         self._bucket_width = breaker._bucket_width  # noqa: SLF001
         self._breaker_clock = breaker._clock  # noqa: SLF001
         # AnyioClock's time on the stock asyncio loop it remembers running here is
         # ``monotonic()``: read inline (see AnyioClock.now, and the lane's success below).
         self._anyio_clock = type(self._breaker_clock) is AnyioClock
-        # Until this time the breaker's success slot is the current one (see _count_success).
-        self._until = -inf
         self._classify = classify
         plain = classify._plain  # noqa: SLF001 - a live dict, filled as statuses are seen
         self._plain: Mapping[int, Classification] = {} if plain is None else plain
@@ -221,31 +222,36 @@ class ExpressTransport(_Lane):
         ):
             return await super().handle_async_request(request)  # it traces each layer
         # Retry: an idle budget counts nothing. Gate: nothing held. Guard: not a login.
-        counters, login = self._budget, self._login
+        counters = self._budget
         if (
             (counters is not None and counters.counting_until != IDLE)
             or self._holds
-            or (login is not None and login(request) is not None)
+            or (self._login is not None and self._login(request) is not None)
         ):
             return await super().handle_async_request(request)
-        # Breaker: a stored closed circuit admits, expired or not (as its hot path).
-        breaker_key = self._breaker_key
-        if breaker_key is None:  # url_origin(request.url), inline (a test holds them equal)
-            parts = request.url._uri_reference  # noqa: SLF001
-            scheme, host = parts[0], parts[2]
-            port = parts[3] or _default_port(scheme)
-            key: Hashable = _known_origin(host)
-            if key is None or key[2] != port or key[0] != scheme:  # type: ignore[index]
-                key = _new_origin(scheme, host, port)
+        # Breaker: a stored closed circuit admits, expired or not (as its hot path). What the
+        # lane last read closed stands while nothing in the breaker's memory has changed: the
+        # same origin has the same key, so its circuit is read again only after a change.
+        memory, closed = self._memory, self._closed
+        origin: Any = request.url._uri_reference[:4]  # noqa: SLF001 - scheme, userinfo, host, port
+        if origin == closed[0] and memory.version == closed[2]:
+            key = closed[1]
         else:
-            key = breaker_key(request)
-        # Unless nothing in the breaker's memory has changed since this key was last read closed.
-        memory, seen = self._memory, self._seen
-        if key is not seen.key or memory.version != seen.version:
-            entry = self._peek(key)
-            if entry is not None and entry[1].state is not _CLOSED_STATE:
-                return await super().handle_async_request(request)
-            seen.key, seen.version = key, memory.version
+            breaker_key = self._breaker_key
+            if breaker_key is None:  # url_origin(request.url), inline (a test holds them equal)
+                scheme, host = origin[0], origin[2]
+                port = origin[3] or _default_port(scheme)
+                key = _known_origin(host)
+                if key is None or key[2] != port or key[0] != scheme:
+                    key = _new_origin(scheme, host, port)
+            else:  # a key of the breaker's own: asked each call, its circuit read on a change
+                key, origin = breaker_key(request), _NOTHING
+            if key is not closed[1] or memory.version != closed[2]:
+                entry = self._peek(key)
+                if entry is not None and entry[1].state is not _CLOSED_STATE:
+                    return await super().handle_async_request(request)
+            # Replaced whole (one store): a reader never pairs one origin with another's key.
+            object.__setattr__(self, "_closed", (origin, key, memory.version))
         # The lane. A call context is made only if the call leaves it (see _general).
         self._breaker_counts.admitted += 1
         if self._prepare is not None:  # the classifier's hook, before sending, as in Classify
@@ -275,12 +281,11 @@ class ExpressTransport(_Lane):
                 now = monotonic()
             else:
                 now = self._breaker_clock.now()
-            successes = self._successes
-            pending = successes.counts.get(key) if now < self._until else None
-            if pending is None:
-                self._count_success(key, now)
+            tally = self._tally
+            if now < tally.until and tally.key is key:
+                tally.n += 1
             else:
-                successes.counts[key] = pending + 1
+                self._count_success(key, now)
             return response
         return await self._general(request, key, failure)
 
@@ -293,11 +298,12 @@ class ExpressTransport(_Lane):
         return None
 
     def _count_success(self, key: Hashable, now: float) -> None:
-        """``Batch.count`` for a closed-state success; note until when its slot is current."""
+        """``Batch.count`` for a closed-state success; the tally then follows ``key``."""
         width, successes = self._bucket_width, self._successes
         slot = now // width  # BreakerPolicy.bucket_width's index, as a float
         successes.count(self._memory, key, slot, now)
-        self._until = (slot + 1) * width if successes.slot == slot else -inf
+        if successes.slot == slot:
+            successes.follow(key, (slot + 1) * width)
 
     async def _general(
         self,
@@ -370,22 +376,6 @@ class ExpressTransport(_Lane):
         answer[CONTEXT_KEY] = ctx
         ctx.last, ctx.last_source = verdict, response
         return response, verdict
-
-
-class _Seen:
-    """The key whose stored circuit the lane last read admitting, and the memory's version then.
-
-    A holder of its own: ``StackTransport`` has a ``__setattr__`` of its own, too dear per call.
-    The key is compared by identity, which holds for origins (``url_origin`` hands out one tuple
-    per origin); another key function's key matches only when it returns the same object (an
-    interned string, say), and is read each time otherwise. Either way the version decides.
-    """
-
-    __slots__ = ("key", "version")
-
-    def __init__(self) -> None:
-        self.key: Hashable = _NOTHING
-        self.version = -1
 
 
 _NOTHING = object()

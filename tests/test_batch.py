@@ -182,3 +182,98 @@ def test_the_batch_writes_a_key_once_per_slot_then_counts_it() -> None:
     batch.count(store, "b", 2, 13.6)
     batch.clear()
     assert batch.counts == {}
+
+
+def test_events_on_the_tally_are_written_as_counted_ones() -> None:
+    store: MemoryStore[Writes] = MemoryStore()
+    batch: Batch[Writes] = Batch(
+        max_keys=1, apply=lambda s, n, at: (*(s or ()), (n, at)), ttl=lambda _, __: 100.0
+    )
+    batch.count(store, "a", 1, 10.0)
+    batch.follow("a", 11.0)
+    tally = batch.tally
+    assert (tally.key, tally.until) == ("a", 11.0)
+    tally.n += 3  # what a caller adds while it follows "a"
+    assert batch.pending("a") == 3  # read without writing
+    assert batch.counts == {"a": 0}
+    batch.flush(store, "a", 10.5)
+    assert store.get_now("a", now=10.5) == ((1, 10.0), (3, 10.0))
+    assert (batch.pending("a"), tally.n) == (0, 0)
+    tally.n += 2
+    batch.count(store, "a", 2, 20.0)  # a new slot: the tally's events go with the old slot's
+    assert store.get_now("a", now=20.0) == ((1, 10.0), (3, 10.0), (2, 10.0), (1, 20.0))
+    assert (tally.n, tally.until) == (0, float("-inf"))  # and it follows no key until told
+    batch.count(store, "b", 2, 20.1)  # past max_keys: written at once, never followed
+    batch.follow("b", 21.0)
+    assert tally.until == float("-inf")
+    assert batch.pending("b") == 0
+    batch.follow("a", 30.0)
+    tally.n += 4
+    batch.clear("b")  # another key's clear leaves the tally be
+    assert batch.pending("a") == 4
+    batch.clear("a")  # forgotten, as a counted event would be
+    assert (batch.pending("a"), tally.n, tally.until) == (0, 0, float("-inf"))
+
+
+#: One step for a batch and its twin: advance, then an event, a flush or a clear of a key.
+batch_steps = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.0, 0.2, 0.9, 2.5]),
+        st.sampled_from(["event", "event", "event", "flush", "clear", "clear all"]),
+        st.integers(0, 2),
+    ),
+    max_size=80,
+)
+
+
+@given(batch_steps)
+def test_a_caller_on_the_tally_writes_what_counting_each_event_writes(
+    history: list[tuple[float, str, int]],
+) -> None:
+    _tally_against_counting(history)
+
+
+def test_the_tally_takes_a_keys_events_after_its_first_in_a_slot() -> None:
+    history = [(0.0, "event", 0)] * 5 + [(0.0, "flush", 0), (0.0, "event", 1), (0.2, "event", 1)]
+    history += [(0.0, "event", 0), (0.9, "event", 0), (0.0, "event", 0)]  # "k0", then a new slot
+    assert _tally_against_counting(history) == 4 + 1 + 1
+
+
+def _tally_against_counting(history: list[tuple[float, str, int]]) -> int:
+    """Drive a batch as the express lane does and a twin that counts every event through
+    Batch.count; require the same writes and pending counts at every step. Returns how many
+    events went on the tally."""
+
+    def apply(s: Writes | None, n: int, at: float) -> Writes:
+        return (*(s or ()), (n, at))
+
+    stores: list[MemoryStore[Writes]] = [MemoryStore(), MemoryStore()]
+    tallied, counted = (Batch(max_keys=2, apply=apply, ttl=lambda _, __: 100.0) for _ in "ab")
+    now, width, on_tally = 0.0, 1.0, 0
+    for advance, action, k in history:
+        now += advance
+        key = KEYS[k]  # the same object each time, as the lane's origins are
+        if action == "event":
+            slot = now // width
+            counted.count(stores[1], key, slot, now)
+            tally = tallied.tally
+            if now < tally.until and tally.key is key:  # the lane's test
+                tally.n += 1
+                on_tally += 1
+            else:
+                tallied.count(stores[0], key, slot, now)
+                if tallied.slot == slot:
+                    tallied.follow(key, (slot + 1) * width)
+        elif action == "flush":
+            for batch, store in zip((tallied, counted), stores, strict=True):
+                batch.flush(store, key, now)
+        else:
+            for batch in (tallied, counted):
+                batch.clear(None if action == "clear all" else key)
+        for other in KEYS:
+            assert tallied.pending(other) == counted.pending(other)
+            assert stores[0].get_now(other, now=now) == stores[1].get_now(other, now=now)
+    return on_tally
+
+
+KEYS = ("k0", "k1", "k2")

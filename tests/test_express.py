@@ -625,7 +625,7 @@ async def test_a_circuit_opened_elsewhere_stops_the_lane_that_read_it_closed() -
     ):
         for _ in range(3):
             assert (await client.get("http://api.test/")).status_code == 200
-        assert lane._seen.key == ("http", "api.test", 80)
+        assert lane._closed[1] == ("http", "api.test", 80)
         await other.get("http://api.test/")
         await other.get("http://api.test/")
         with pytest.raises(resilience.CircuitOpenError):
