@@ -1,6 +1,7 @@
-"""The full stack against one peer on MockTransport, over enough processes to tell them apart.
+"""The full stack against one peer, over enough processes to tell them apart.
 
     python benchmarks/head_to_head.py [--peer httpx-retries] [--processes 60] [--quick]
+    python benchmarks/head_to_head.py --loopback [--processes 30]
 
 compare.py's MockTransport rows, narrowed to bare httpx, the full stack, one peer and a
 transport that only forwards each request to the next (the least any transport layer costs).
@@ -13,7 +14,13 @@ with a distribution-free 95% confidence interval for that median (from the order
 no assumption about the shape of the spread) and the sign test's count of processes in which
 the stack was the cheaper one.
 
-Writes benchmarks/results/head_to_head.json and head_to_head.md.
+With ``--loopback``, compare.py's loopback rows instead: each process starts its own loopback
+server (a subprocess, benchmarks/_loopback.py) and measures the same four variants through real
+sockets, its figure the median round, as compare.py's loopback rows; the rows are read both by
+wall time and by the client's CPU time (this process's, not the server's).
+
+Writes benchmarks/results/head_to_head.json and head_to_head.md, or with ``--loopback``
+head_to_head_loopback.json and head_to_head_loopback.md.
 """
 
 from __future__ import annotations
@@ -31,12 +38,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
+from benchmarks._loopback import loopback_server
 
 BARE, STACK = "bare httpx", "httpx-resilience (full stack)"
 FLOOR = "a transport that only forwards"
 #: Rows: concurrent tasks -> (requests per round, rounds), as compare.py's, in fewer rounds.
 PLAN = {1: (400, 30), 200: (1000, 20)}
 QUICK_PLAN = {1: (400, 4), 200: (1000, 3)}
+#: Loopback rows: a request costs ten times more there (sequentially), so fewer of them; with
+#: 200 tasks every variant pays httpcore's per-connection pool work (see compare.py), so one
+#: request per task a round.
+LOOPBACK_PLAN = {1: (400, 7), 200: (200, 3)}
+QUICK_LOOPBACK_PLAN = {1: (200, 3), 200: (200, 2)}
 
 
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -62,13 +75,24 @@ def sign_test(below: int, n: int) -> float:
     return min(1.0, p)
 
 
-async def _child(peer: str, plan: dict[int, tuple[int, int]], seed: int) -> None:
+async def _child(peer: str, plan: dict[int, tuple[int, int]], seed: int, loopback: bool) -> None:
+    """Print ``{tasks: {figure: {variant: µs per request}}}`` as one JSON line."""
     variants = {name: compare.VARIANTS[name] for name in (BARE, STACK, peer)}
     variants[FLOOR] = compare.make_forward
-    rows = {}
+    rows: dict[str, dict[str, dict[str, float]]] = {}
     for tasks, (n, r) in plan.items():
-        found = await compare.success_path("mock", compare.URL, tasks, n, r, seed, variants)
-        rows[str(tasks)] = {name: cpu for name, (_, cpu) in found.items()}
+        if loopback:
+            with loopback_server() as url:
+                found = await compare.success_path(
+                    "loopback", url + "/", tasks, n, r, seed, variants
+                )
+            rows[str(tasks)] = {
+                "wall time": {name: wall for name, (wall, _) in found.items()},
+                "client CPU time": {name: cpu for name, (_, cpu) in found.items()},
+            }
+        else:
+            found = await compare.success_path("mock", compare.URL, tasks, n, r, seed, variants)
+            rows[str(tasks)] = {"CPU time": {name: cpu for name, (_, cpu) in found.items()}}
     print(json.dumps(rows))
 
 
@@ -112,9 +136,11 @@ def _verdict(row: dict[str, Any]) -> str:
     return "level (the interval holds 1)"
 
 
-def table(rows: dict[str, dict[str, Any]], peer: str) -> str:
+def table(
+    rows: dict[str, dict[str, Any]], peer: str, title: str = "MockTransport, CPU time"
+) -> str:
     lines = [
-        f"| MockTransport, CPU time | processes | full stack / {peer} (median) "
+        f"| {title} | processes | full stack / {peer} (median) "
         "| 95% interval | stack cheaper in | sign test p | stack / bare | peer / bare "
         "| forwarding transport / bare | reading |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -132,28 +158,39 @@ def table(rows: dict[str, dict[str, Any]], peer: str) -> str:
     return "\n".join(lines)
 
 
-def main(peer: str, processes: int, quick: bool) -> None:
+def main(peer: str, processes: int, quick: bool, loopback: bool = False) -> None:
     if peer not in compare.VARIANTS or peer in (BARE, STACK):
         peers = [name for name in compare.VARIANTS if name not in (BARE, STACK)]
         raise SystemExit(f"--peer: one of {peers}")
-    plan = QUICK_PLAN if quick else PLAN
+    if loopback:
+        plan = QUICK_LOOPBACK_PLAN if quick else LOOPBACK_PLAN
+        place, name, title = "loopback server", "head_to_head_loopback", "loopback server"
+    else:
+        plan = QUICK_PLAN if quick else PLAN
+        place, name, title = "MockTransport", "head_to_head", "MockTransport, CPU time"
     argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
-    found: dict[str, dict[str, list[float]]] = {str(tasks): {} for tasks in plan}
+    command = [sys.executable, __file__, "--child", argument, "--peer", peer]
+    found: dict[tuple[str, str], dict[str, list[float]]] = {}
     for index in range(processes):
         child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
-            [sys.executable, __file__, "--child", argument, "--seed", str(index), "--peer", peer],
+            [*command, "--seed", str(index), *(["--loopback"] if loopback else [])],
             check=True,
             capture_output=True,
             text=True,
         )
-        for tasks, row in json.loads(child.stdout).items():
-            for name, value in row.items():
-                found[tasks].setdefault(name, []).append(value)
-        stack, other = found["1"][STACK][-1], found["1"][peer][-1]
-        print(f"process {index + 1}/{processes}: sequential stack/peer {stack / other:.4f}")
+        for tasks, figures in json.loads(child.stdout).items():
+            for figure, row in figures.items():
+                for variant, value in row.items():
+                    found.setdefault((tasks, figure), {}).setdefault(variant, []).append(value)
+        first = next(iter(found.values()))
+        ratio = first[STACK][-1] / first[peer][-1]
+        print(f"process {index + 1}/{processes}: sequential stack/peer {ratio:.4f}", flush=True)
     label = compare._label  # noqa: SLF001
-    rows = {label("MockTransport", int(t)): _summary(v, peer) for t, v in found.items()}
-    text = table(rows, peer)
+    rows = {
+        (label(place, int(tasks)) + (f", {figure}" if loopback else "")): _summary(v, peer)
+        for (tasks, figure), v in found.items()
+    }
+    text = table(rows, peer, title)
     print("\n" + text)
     report = {
         "peer": peer,
@@ -161,11 +198,16 @@ def main(peer: str, processes: int, quick: bool) -> None:
             f"{tasks} task(s)": {"requests_per_round": n, "rounds": r}
             for tasks, (n, r) in plan.items()
         },
-        "figure": "per process, the best round's CPU time per request; across them, medians",
+        "figure": (
+            "per process, the median round's time per request (wall, and the client's CPU); "
+            "across them, medians"
+            if loopback
+            else "per process, the best round's CPU time per request; across them, medians"
+        ),
         "rows": rows,
     }
-    (compare.RESULTS / "head_to_head.json").write_text(json.dumps(report, indent=2) + "\n")
-    (compare.RESULTS / "head_to_head.md").write_text(text + "\n")
+    (compare.RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (compare.RESULTS / f"{name}.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":
@@ -173,11 +215,13 @@ if __name__ == "__main__":
     parser.add_argument("--peer", default="httpx-retries", help="the peer to set against the stack")
     parser.add_argument("--processes", type=int, default=60, help="fresh processes (default 60)")
     parser.add_argument("--quick", action="store_true", help="few rounds per process")
+    parser.add_argument("--loopback", action="store_true", help="loopback rows, not MockTransport")
     parser.add_argument("--child", metavar="PLAN", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
         plan = {int(tasks): tuple(sizes) for tasks, sizes in json.loads(arguments.child).items()}
-        asyncio.run(_child(arguments.peer, plan, arguments.seed))  # type: ignore[arg-type]
+        child = _child(arguments.peer, plan, arguments.seed, arguments.loopback)  # type: ignore[arg-type]
+        asyncio.run(child)
     else:
-        main(arguments.peer, arguments.processes, arguments.quick)
+        main(arguments.peer, arguments.processes, arguments.quick, arguments.loopback)

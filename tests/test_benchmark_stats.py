@@ -1,4 +1,4 @@
-"""The statistics benchmarks/head_to_head.py reads its verdict from.
+"""The statistics benchmarks/head_to_head.py reads its verdict from, and what its processes report.
 
 The order-statistic ranks of a 95% interval for a median are the published ones (as in
 Conover, *Practical Nonparametric Statistics*, table A3), and the sign test's p-values are the
@@ -7,13 +7,17 @@ binomial distribution's.
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.head_to_head import _verdict, median_interval, sign_test
+from benchmarks.head_to_head import BARE, FLOOR, STACK, _verdict, median_interval, sign_test
 
 
 @pytest.mark.parametrize(
@@ -60,3 +64,30 @@ def test_the_reading_follows_the_interval(interval: tuple[float, float], reading
 def test_too_few_processes_give_no_reading() -> None:
     row = {"processes": 5, "stack / peer, 95% interval of the median": (0.9, 0.95)}
     assert _verdict(row).startswith("too few processes")
+
+
+@pytest.mark.parametrize(
+    ("mode", "figures"),
+    [([], {"CPU time"}), (["--loopback"], {"wall time", "client CPU time"})],
+)
+def test_a_child_process_reports_every_variant_by_each_figure(
+    mode: list[str], figures: set[str]
+) -> None:
+    pytest.importorskip("httpx_retries")
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "head_to_head.py"
+    plan = json.dumps({"1": [20, 1], "200": [200, 1]})
+    child = subprocess.run(  # noqa: S603 - the benchmark script, by this interpreter
+        [sys.executable, str(script), "--child", plan, *mode],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rows = json.loads(child.stdout)
+    assert set(rows) == {"1", "200"}
+    variants = {BARE, STACK, FLOOR, "httpx-retries"}
+    for by_figure in rows.values():
+        assert set(by_figure) == figures
+        for row in by_figure.values():
+            assert set(row) == variants
+            assert all(value > 0 for value in row.values())
