@@ -26,7 +26,6 @@ import asyncio
 import inspect
 import json
 import statistics
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -36,6 +35,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
+from benchmarks._children import each_process
 from resilience import _express
 
 RESULTS = compare.RESULTS
@@ -140,16 +140,9 @@ async def _child(seed: int) -> None:
 
 def main(processes: int) -> None:
     samples: dict[str, list[float]] = {}
-    for index in range(processes):
-        child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
-            [sys.executable, __file__, "--child", "--seed", str(index)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        for name, value in json.loads(child.stdout).items():
+    for found in each_process([__file__, "--child"], processes, progress=True):
+        for name, value in found.items():
             samples.setdefault(name, []).append(value)
-        print(f"process {index + 1}/{processes}", file=sys.stderr)
     bare, stack = samples[BARE], samples[STACK]
     lines = [
         f"| MockTransport, sequential, CPU time ({processes} processes) | µs/request "

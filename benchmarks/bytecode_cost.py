@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
+from benchmarks._children import each_process
 from benchmarks.opcodes import count_made
 
 RESULTS = compare.RESULTS
@@ -118,14 +118,8 @@ async def _bytecodes(checks: int) -> dict[str, float]:
 def main(processes: int, checks: int) -> None:
     bytecodes = asyncio.run(_bytecodes(checks))
     samples: dict[str, list[float]] = {}
-    for index in range(processes):
-        child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
-            [sys.executable, __file__, "--child", str(checks), "--seed", str(index)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        for name, value in json.loads(child.stdout).items():
+    for found in each_process([__file__, "--child", str(checks)], processes):
+        for name, value in found.items():
             samples.setdefault(name, []).append(value)
     bare = samples[BARE]
     lines = [

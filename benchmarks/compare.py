@@ -41,7 +41,6 @@ import json
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -53,6 +52,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import resilience
+from benchmarks._children import each_process
 from benchmarks._loopback import loopback_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -439,14 +439,8 @@ def mock_rows(
     """Each MockTransport row's best-round µs per request, one value per fresh process."""
     found: dict[int, dict[str, list[float]]] = {tasks: {} for tasks in plan}
     argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
-    for index in range(processes):
-        child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
-            [sys.executable, __file__, "--mock-child", argument, "--seed", str(index)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        for tasks, rows in json.loads(child.stdout).items():
+    for found_in_one in each_process([__file__, "--mock-child", argument], processes):
+        for tasks, rows in found_in_one.items():
             for name, value in rows.items():
                 found[int(tasks)].setdefault(name, []).append(value)
     return found

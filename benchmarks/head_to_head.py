@@ -30,7 +30,6 @@ import asyncio
 import json
 import math
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
+from benchmarks._children import each_process
 from benchmarks._loopback import loopback_server
 
 BARE, STACK = "bare httpx", "httpx-resilience (full stack)"
@@ -169,16 +169,10 @@ def main(peer: str, processes: int, quick: bool, loopback: bool = False) -> None
         plan = QUICK_PLAN if quick else PLAN
         place, name, title = "MockTransport", "head_to_head", "MockTransport, CPU time"
     argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
-    command = [sys.executable, __file__, "--child", argument, "--peer", peer]
+    command = [__file__, "--child", argument, "--peer", peer, *(["--loopback"] if loopback else [])]
     found: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for index in range(processes):
-        child = subprocess.run(  # noqa: S603 - this script, run by its own interpreter
-            [*command, "--seed", str(index), *(["--loopback"] if loopback else [])],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        for tasks, figures in json.loads(child.stdout).items():
+    for index, found_in_one in enumerate(each_process(command, processes)):
+        for tasks, figures in found_in_one.items():
             for figure, row in figures.items():
                 for variant, value in row.items():
                     found.setdefault((tasks, figure), {}).setdefault(variant, []).append(value)

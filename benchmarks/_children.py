@@ -1,0 +1,31 @@
+"""Fresh processes for the benchmarks whose figures move with one process's memory layout.
+
+What one process measures moves by a few percent with where its objects happen to lie (see
+compare.py's docstring), so the scripts that compare figures closer than that run each
+measurement in many fresh interpreters, one after another (never side by side: they would
+share the two cores), and read the spread across them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+
+def each_process(command: list[str], processes: int, *, progress: bool = False) -> Iterator[Any]:
+    """Run ``command --seed i`` for ``i`` in ``range(processes)``, each in a fresh process of
+    this interpreter; yield the JSON each one prints on stdout. A child that fails raises
+    :class:`subprocess.CalledProcessError` with its stderr."""
+    for index in range(processes):
+        child = subprocess.run(  # noqa: S603 - a benchmark script, run by this interpreter
+            [sys.executable, *command, "--seed", str(index)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        yield json.loads(child.stdout)
+        if progress:
+            print(f"process {index + 1}/{processes}", file=sys.stderr, flush=True)
