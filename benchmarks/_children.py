@@ -29,3 +29,15 @@ def each_process(command: list[str], processes: int, *, progress: bool = False) 
         yield json.loads(child.stdout)
         if progress:
             print(f"process {index + 1}/{processes}", file=sys.stderr, flush=True)
+
+
+def per_process(
+    command: list[str], processes: int, *, progress: bool = False
+) -> dict[str, list[float]]:
+    """For children that print one flat ``{name: figure}`` object: each name's figures, one per
+    process, in process order."""
+    samples: dict[str, list[float]] = {}
+    for found in each_process(command, processes, progress=progress):
+        for name, value in found.items():
+            samples.setdefault(name, []).append(value)
+    return samples

@@ -35,7 +35,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
-from benchmarks._children import each_process
+from benchmarks._children import per_process
 from resilience import _express
 
 RESULTS = compare.RESULTS
@@ -139,10 +139,7 @@ async def _child(seed: int) -> None:
 
 
 def main(processes: int) -> None:
-    samples: dict[str, list[float]] = {}
-    for found in each_process([__file__, "--child"], processes, progress=True):
-        for name, value in found.items():
-            samples.setdefault(name, []).append(value)
+    samples = per_process([__file__, "--child"], processes, progress=True)
     bare, stack = samples[BARE], samples[STACK]
     lines = [
         f"| MockTransport, sequential, CPU time ({processes} processes) | µs/request "

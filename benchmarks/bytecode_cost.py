@@ -33,7 +33,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
-from benchmarks._children import each_process
+from benchmarks._children import per_process
 from benchmarks.opcodes import count_made
 
 RESULTS = compare.RESULTS
@@ -117,10 +117,7 @@ async def _bytecodes(checks: int) -> dict[str, float]:
 
 def main(processes: int, checks: int) -> None:
     bytecodes = asyncio.run(_bytecodes(checks))
-    samples: dict[str, list[float]] = {}
-    for found in each_process([__file__, "--child", str(checks)], processes):
-        for name, value in found.items():
-            samples.setdefault(name, []).append(value)
+    samples = per_process([__file__, "--child", str(checks)], processes)
     bare = samples[BARE]
     lines = [
         f"| MockTransport, sequential, CPU time ({processes} processes) | µs/request "
