@@ -101,7 +101,8 @@ class Batch(Generic[S]):
             self._unfollow()
             at, previous = self.now, self.counts
             self.slot, self.now, self.counts = slot, now, {}
-            self._write(store, at, previous, now)
+            if any(previous.values()):  # a quiet key's slot has its one event written already
+                self._write(store, at, previous, now)
             store.expire_now(now)
         counts = self.counts
         pending = counts.get(key)
