@@ -8,11 +8,16 @@ share the two cores), and read the spread across them.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def each_process(command: list[str], processes: int, *, progress: bool = False) -> Iterator[Any]:
@@ -41,3 +46,31 @@ def per_process(
         for name, value in found.items():
             samples.setdefault(name, []).append(value)
     return samples
+
+
+def write_results(name: str, report: dict[str, Any], table: str) -> None:
+    """``benchmarks/results/<name>.json`` (the report) and ``<name>.md`` (the table)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(table + "\n")
+
+
+def command_line(
+    doc: str,
+    processes: int,
+    child: Callable[[int], Coroutine[Any, Any, None]],
+    main: Callable[[int], None],
+) -> None:
+    """The command line of a script run as ``--processes N`` (its ``main``), whose fresh
+    processes run ``--child --seed I`` (its ``child``, on asyncio)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "--processes", type=int, default=processes, help=f"fresh processes (default {processes})"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        asyncio.run(child(arguments.seed))
+    else:
+        main(arguments.processes)

@@ -21,8 +21,6 @@ Writes benchmarks/results/ablation.json and ablation.md.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import inspect
 import json
 import statistics
@@ -35,10 +33,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
-from benchmarks._children import per_process
+from benchmarks._children import command_line, per_process, write_results
 from resilience import _express
 
-RESULTS = compare.RESULTS
 BARE, STACK, PEER = "bare httpx", "httpx-resilience (full stack)", "httpx-retries"
 #: A cut: (the line it starts at, the line it ends at or None for one line, what replaces it).
 #: Lines are found by what they contain in the lane's source, first match from the start.
@@ -160,17 +157,8 @@ def main(processes: int) -> None:
     table = "\n".join(lines)
     print(table)
     report = {"processes": processes, "rows": rows}
-    (RESULTS / "ablation.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "ablation.md").write_text(table + "\n")
+    write_results("ablation", report, table)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, default=14, help="fresh processes (default 14)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    if arguments.child:
-        asyncio.run(_child(arguments.seed))
-    else:
-        main(arguments.processes)
+    command_line(__doc__, 14, _child, main)

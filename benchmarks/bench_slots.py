@@ -19,14 +19,9 @@ Prints a Markdown table and writes benchmarks/results/slots.json and slots.md.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import random
 import statistics
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import resilience
 from benchmarks import compare
-from benchmarks._children import per_process
+from benchmarks._children import command_line, per_process, write_results
 from resilience._store import MemoryStore
 from resilience.testing import VirtualClock
 
-RESULTS = Path(__file__).resolve().parent / "results"
 #: Seconds the default breaker counts one slot of successes in.
 WIDTH = resilience.CircuitBreaker()._bucket_width  # noqa: SLF001
 BARE = "bare httpx"
 DEFAULT = "full stack, default clock (compare.py's row)"
 BUSY = "full stack, virtual clock, one slot for every request"
 QUIET = "full stack, virtual clock, a new slot for every request"
-
-Request = Callable[[], Awaitable[None]]
 
 
 def virtual_stack(clock: VirtualClock, store: MemoryStore[Any] | None = None) -> resilience.Stack:
@@ -63,53 +55,38 @@ def virtual_stack(clock: VirtualClock, store: MemoryStore[Any] | None = None) ->
     )
 
 
-def variants(inner: httpx.AsyncBaseTransport) -> dict[str, tuple[httpx.AsyncClient, Request]]:
-    """Each variant's client and one request through it (the virtual clocks moved first)."""
-    made: dict[str, tuple[httpx.AsyncClient, Request]] = {
-        BARE: compare.make_bare(inner, compare.URL),
-        DEFAULT: compare.make_stack(inner, compare.URL),
+def variants() -> dict[str, compare.Maker]:
+    """Each variant, as compare.py's rows take them: ``(inner, url) -> (client, call)``."""
+    return {
+        BARE: compare.make_bare,
+        DEFAULT: compare.make_stack,
+        BUSY: _on_virtual_clock(0.0),
+        QUIET: _on_virtual_clock(WIDTH),
     }
-    for name, step in ((BUSY, 0.0), (QUIET, WIDTH)):
+
+
+def _on_virtual_clock(step: float, store: MemoryStore[Any] | None = None) -> compare.Maker:
+    """The full stack on a virtual clock of its own, moved on by ``step`` before each call
+    (the breaker's circuits in ``store``, if given)."""
+
+    def make(inner: httpx.AsyncBaseTransport, url: str) -> tuple[httpx.AsyncClient, compare.Call]:
         clock = VirtualClock(1000.0)
-        client = httpx.AsyncClient(transport=virtual_stack(clock).transport(inner))
-        made[name] = client, _moving(client, clock, step)
-    return made
+        client = httpx.AsyncClient(transport=virtual_stack(clock, store).transport(inner))
+        get, advance = client.get, clock.advance
+
+        async def call() -> None:
+            advance(step)
+            response = await get(url)
+            assert response.status_code == 200
+
+        return client, call
+
+    return make
 
 
-def _moving(client: httpx.AsyncClient, clock: VirtualClock, step: float) -> Request:
-    """One request through ``client``, ``clock`` moved on by ``step`` seconds first."""
-    get, advance = client.get, clock.advance
-
-    async def request() -> None:
-        advance(step)
-        response = await get(compare.URL)
-        assert response.status_code == 200
-
-    return request
-
-
-async def _round(request: Request, requests: int) -> float:
-    cpu = time.process_time()
-    for _ in range(requests):
-        await request()
-    return (time.process_time() - cpu) / requests * 1e6
-
-
-async def _child(seed: int, requests: int = 400, rounds: int = 30) -> None:
-    inner = httpx.MockTransport(lambda request: httpx.Response(200, content=b"ok"))
-    made = variants(inner)
-    for _, request in made.values():  # warm-up
-        await _round(request, requests)
-    best = dict.fromkeys(made, float("inf"))
-    order = list(made)
-    shuffle = random.Random(seed).shuffle
-    for _ in range(rounds):
-        shuffle(order)
-        for name in order:
-            best[name] = min(best[name], await _round(made[name][1], requests))
-    for client, _ in made.values():
-        await client.aclose()
-    print(json.dumps(best))
+async def _child(seed: int) -> None:
+    found = await compare.success_path("mock", compare.URL, 1, 400, 30, seed, variants())
+    print(json.dumps({name: cpu for name, (_, cpu) in found.items()}))
 
 
 def main(processes: int) -> None:
@@ -138,18 +115,8 @@ def main(processes: int) -> None:
         "figure": "per process, the best of 30 rounds of 400 requests; across them, medians",
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "slots.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "slots.md").write_text(text + "\n")
+    write_results("slots", report, text)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, default=10, help="fresh processes (default 10)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    if arguments.child:
-        asyncio.run(_child(arguments.seed))
-    else:
-        main(arguments.processes)
+    command_line(__doc__, 10, _child, main)

@@ -24,18 +24,30 @@ async def test_store_writes_follow_the_clock_step(step: float, writes: int) -> N
     clock, store = VirtualClock(1000.0), MemoryStore[object]()
     stack = bench_slots.virtual_stack(clock, store)
     async with httpx.AsyncClient(transport=stack.transport(_inner())) as client:
-        request = bench_slots._moving(client, clock, step)
         before = store.version
         for _ in range(20):
-            await request()
+            clock.advance(step)
+            await client.get(compare.URL)
         assert store.version - before == writes
 
 
 @pytest.mark.anyio
 async def test_every_variant_answers_a_request() -> None:
-    made = bench_slots.variants(_inner())
+    made = bench_slots.variants()
     assert set(made) == {bench_slots.BARE, bench_slots.DEFAULT, bench_slots.BUSY, bench_slots.QUIET}
-    for client, request in made.values():
+    for make in made.values():
+        client, call = make(_inner(), compare.URL)
         async with client:
-            await request()
+            await call()
             assert (await client.get(compare.URL)).status_code == 200
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("step", "writes"), [(0.0, 1), (bench_slots.WIDTH, 5)])
+async def test_a_variant_moves_its_clock_before_each_call(step: float, writes: int) -> None:
+    store = MemoryStore[object]()
+    client, call = bench_slots._on_virtual_clock(step, store)(_inner(), compare.URL)
+    async with client:
+        for _ in range(5):
+            await call()
+    assert store.version == writes
