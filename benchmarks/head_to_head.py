@@ -1,7 +1,7 @@
 """The full stack against one peer, over enough processes to tell them apart.
 
     python benchmarks/head_to_head.py [--peer httpx-retries] [--processes 60] [--quick]
-    python benchmarks/head_to_head.py --loopback [--processes 30]
+    python benchmarks/head_to_head.py --loopback [--processes 60]
 
 compare.py's MockTransport rows, narrowed to bare httpx, the full stack, one peer and a
 transport that only forwards each request to the next (the least any transport layer costs).
