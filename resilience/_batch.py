@@ -111,7 +111,7 @@ class Batch(Generic[S]):
             return
         if len(counts) < self.max_keys:
             counts[key] = 0
-        self._write(store, now, {key: 1}, now)
+        self._write_one(store, key, 1, now, now)
 
     def flush(self, store: MemoryStore[S], key: Hashable, now: float) -> None:
         """Write ``key``'s pending count, before a decision that reads its state."""
@@ -119,7 +119,7 @@ class Batch(Generic[S]):
         pending = self.counts.get(key, 0)
         if pending:
             self.counts[key] = 0
-            self._write(store, self.now, {key: pending}, now)
+            self._write_one(store, key, pending, self.now, now)
 
     def pending(self, key: Hashable) -> int:
         """``key``'s pending count (0 if none). It writes nothing (a metrics thread may ask)."""
@@ -165,15 +165,20 @@ class Batch(Generic[S]):
         self, store: MemoryStore[S], at: float, counts: dict[Hashable, int], now: float
     ) -> None:
         """Write events counted at ``at`` (a time in their slot), by ``now``."""
+        for key, events in counts.items():
+            if events:
+                self._write_one(store, key, events, at, now)
+
+    def _write_one(
+        self, store: MemoryStore[S], key: Hashable, events: int, at: float, now: float
+    ) -> None:
+        """Write ``key``'s ``events``, counted at ``at`` (a time in their slot), by ``now``."""
         apply, keep, late = self._apply, self._ttl, now - at
+
+        def transition(state: S | None) -> tuple[S | None, None]:
+            return apply(state, events, at), None
 
         def ttl(state: S) -> float:
             return keep(state, at) - late  # as if written at ``at``
 
-        for key, events in counts.items():
-            if events:
-
-                def transition(state: S | None, n: int = events) -> tuple[S | None, None]:
-                    return apply(state, n, at), None
-
-                store.update_now(key, transition, now=now, ttl=ttl)
+        store.update_now(key, transition, now=now, ttl=ttl)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
+from functools import partial
 
 import attrs
 import httpx
@@ -186,8 +187,8 @@ class CircuitBreaker(Layer):
         self._bucket_width = policy.bucket_width
         self._successes = Batch(
             self.max_keys,
-            apply=lambda c, n, at: core.record_successes(policy, c, n, at)[0],
-            ttl=lambda circuit, at: core.ttl(policy, circuit, at),
+            apply=partial(core.with_successes, policy),  # partials: no frame of their own
+            ttl=partial(core.ttl, policy),
         )
 
     def wrap(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:

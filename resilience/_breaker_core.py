@@ -329,20 +329,26 @@ def record_successes(
     bulk (see ``resilience._batch``). Successes never change the state; against an open or
     half-open circuit they are calls admitted before the trip, already decided, and ignored.
     """
+    return with_successes(policy, circuit, successes, now), None
+
+
+def with_successes(
+    policy: BreakerPolicy, circuit: Circuit | None, successes: int, now: float
+) -> Circuit:
+    """:func:`record_successes`'s circuit: the batch's transition (see ``resilience._batch``)."""
     if circuit is None:
         circuit = Circuit(born=now, epoch=_epoch(policy, now))
     if circuit.forced or circuit.state is not CircuitState.CLOSED:
-        return circuit, None
+        return circuit
     epoch, calls, failures = _slide(policy, circuit, now)
     calls[epoch % BUCKETS] += successes
-    updated = Circuit(
+    return Circuit(
         born=circuit.born,
         generation=circuit.generation,
         epoch=epoch,
         calls=tuple(calls),
         failures=tuple(failures),
     )
-    return updated, None
 
 
 def release(circuit: Circuit | None, ticket: Ticket) -> tuple[Circuit | None, None]:
