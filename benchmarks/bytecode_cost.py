@@ -33,10 +33,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
-from benchmarks._children import per_process
+from benchmarks._children import per_process, write_results
 from benchmarks.opcodes import count_made
 
-RESULTS = compare.RESULTS
 BARE, FORWARD, PADDED, SPREAD, STACK = (
     "bare httpx",
     "a transport that only forwards",
@@ -146,8 +145,7 @@ def main(processes: int, checks: int) -> None:
     table = "\n".join(lines)
     print(table)
     report = {"checks": checks, "processes": processes, "rows": rows}
-    (RESULTS / "bytecode_cost.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "bytecode_cost.md").write_text(table + "\n")
+    write_results("bytecode_cost", report, table)
 
 
 if __name__ == "__main__":

@@ -52,10 +52,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import resilience
-from benchmarks._children import each_process
+from benchmarks._children import each_process, write_results
 from benchmarks._loopback import loopback_server
 
-RESULTS = Path(__file__).resolve().parent / "results"
 URL = "http://api.test/"  # every MockTransport row, and instructions.py
 Call = Callable[[], Awaitable[None]]
 #: ``(inner transport, url) -> (client, call)``: one variant of a row, set up around ``inner``.
@@ -571,9 +570,7 @@ async def main(quick: bool, processes: int) -> None:
     )
     sections.append(line)
     print(line)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "compare.md").write_text("\n\n".join(sections) + "\n")
+    write_results("compare", report, "\n\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import compare
-from benchmarks._children import each_process
+from benchmarks._children import each_process, write_results
 from benchmarks._loopback import loopback_server
 
 BARE, STACK = "bare httpx", "httpx-resilience (full stack)"
@@ -200,8 +200,7 @@ def main(peer: str, processes: int, quick: bool, loopback: bool = False) -> None
         ),
         "rows": rows,
     }
-    (compare.RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (compare.RESULTS / f"{name}.md").write_text(text + "\n")
+    write_results(name, report, text)
 
 
 if __name__ == "__main__":
