@@ -19,7 +19,6 @@ Prints a Markdown table and writes benchmarks/results/slots.json and slots.md.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -85,8 +84,7 @@ def _on_virtual_clock(step: float, store: MemoryStore[Any] | None = None) -> com
 
 
 async def _child(seed: int) -> None:
-    found = await compare.success_path("mock", compare.URL, 1, 400, 30, seed, variants())
-    print(json.dumps({name: cpu for name, (_, cpu) in found.items()}))
+    await compare.print_sequential_row(variants(), seed)
 
 
 def main(processes: int) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -102,8 +101,7 @@ def variants(checks: int) -> dict[str, compare.Maker]:
 
 
 async def _child(checks: int, seed: int) -> None:
-    found = await compare.success_path("mock", compare.URL, 1, 400, 30, seed, variants(checks))
-    print(json.dumps({name: cpu for name, (_, cpu) in found.items()}))
+    await compare.print_sequential_row(variants(checks), seed)
 
 
 async def _bytecodes(checks: int) -> dict[str, float]:

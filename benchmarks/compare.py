@@ -252,6 +252,14 @@ async def success_path(
     return {name: (estimate(walls[name]), estimate(cpus[name])) for name in chosen}
 
 
+async def print_sequential_row(variants: dict[str, Maker], seed: int) -> None:
+    """In a fresh process of a script that reads the spread across processes: the sequential
+    MockTransport row for ``variants`` (best of 30 rounds of 400, CPU time), printed as one
+    JSON object ``{variant: µs per request}``."""
+    found = await success_path("mock", URL, 1, 400, 30, seed, variants)
+    print(json.dumps({name: cpu for name, (_, cpu) in found.items()}))
+
+
 def _outage_variants(
     tiny: resilience.Backoff,
 ) -> dict[str, Maker]:
