@@ -38,14 +38,14 @@ DOWN = False
 def loopback_server(*, down: bool = False) -> Iterator[str]:
     """Start the server in a subprocess; yield its base URL; stop it."""
     args = [sys.executable, "-m", "benchmarks._loopback"] + (["--down"] if down else [])
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)  # noqa: S603
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.kill()
-        process.wait()
+    # Leaving the ``with`` closes the pipe and waits for the killed server.
+    with subprocess.Popen(args, stdout=subprocess.PIPE, text=True) as process:  # noqa: S603
+        try:
+            assert process.stdout is not None
+            port = int(process.stdout.readline())
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.kill()
 
 
 def main() -> None:
