@@ -1,6 +1,7 @@
 """Instructions per request on the success path, counted by valgrind (callgrind).
 
-    python benchmarks/instructions.py [--calls N]
+    python benchmarks/instructions.py [--calls N] [--cache]
+    python benchmarks/instructions.py --loopback [--calls N] [--seeds K]
 
 Wall-clock ratios on a shared 2-core VM move by several percent from run to run (two identical
 bare clients measure up to 3% apart); an instruction count does not. Each variant runs twice
@@ -20,7 +21,7 @@ variants and the forwarding transport. Three things differ, each because of what
 request is under valgrind (about 2.3M instructions, 13 ms):
 
 - the warm-up is longer (LOOPBACK_WARM_UP requests): a request's count still falls over the
-  first few hundred (the pool, the allocator's free lists, the specializing interpreter);
+  first few hundred (requests 50 to 550 cost about 40k instructions more than later ones);
 - the garbage collector is off during the counted calls (one ``gc.collect()`` first): its
   generation-2 passes, about 3% of a request, fall on different requests for each variant and
   moved a layer's figure by up to 6k instructions;
