@@ -2,6 +2,7 @@
 
     python benchmarks/head_to_head.py [--peer httpx-retries] [--processes 60] [--quick]
     python benchmarks/head_to_head.py --loopback [--processes 60]
+    python benchmarks/head_to_head.py --loopback --paired [--processes 60]
 
 compare.py's MockTransport rows, narrowed to bare httpx, the full stack, one peer and a
 transport that only forwards each request to the next (the least any transport layer costs).
@@ -19,8 +20,17 @@ server (a subprocess, benchmarks/_loopback.py) and measures the same four varian
 sockets, its figure the median round, as compare.py's loopback rows; the rows are read both by
 wall time and by the client's CPU time (this process's, not the server's).
 
+With ``--loopback --paired``, the sequential loopback row timed request by request: each
+process makes PAIRED_PLAN's number of rounds, each round one request of every variant in a
+shuffled order, each request timed on its own (wall and client CPU), and its figure for a
+variant is the median of that variant's requests. A loopback round of 400 requests moves by
+about ±5% with what the kernel and the server are doing meanwhile; a drift that slow falls
+alike on the requests of one round of four, so pairing at the request cancels it, where whole
+rounds of one variant at a time cannot.
+
 Writes benchmarks/results/head_to_head.json and head_to_head.md, or with ``--loopback``
-head_to_head_loopback.json and head_to_head_loopback.md.
+head_to_head_loopback.json and head_to_head_loopback.md (``--paired``:
+head_to_head_paired.json and head_to_head_paired.md).
 """
 
 from __future__ import annotations
@@ -29,10 +39,14 @@ import argparse
 import asyncio
 import json
 import math
+import random
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,6 +64,41 @@ QUICK_PLAN = {1: (400, 4), 200: (1000, 3)}
 #: request per task a round.
 LOOPBACK_PLAN = {1: (400, 7), 200: (200, 3)}
 QUICK_LOOPBACK_PLAN = {1: (200, 3), 200: (200, 2)}
+#: Paired loopback row: sequential only, (rounds of one request per variant, unused).
+PAIRED_PLAN = {1: (5000, 1)}
+QUICK_PAIRED_PLAN = {1: (500, 1)}
+#: Requests of each variant before the timed rounds: connections, caches, the interpreter.
+PAIRED_WARM_UP = 300
+
+
+async def paired_per_request(
+    url: str, rounds: int, seed: int, variants: dict[str, compare.Maker]
+) -> dict[str, tuple[float, float]]:
+    """µs per request through real sockets, request by request: ``rounds`` rounds of one
+    request of each variant in a shuffled order (seeded), each timed alone; for each variant
+    the median request's wall time and the median request's CPU time of this process."""
+    setups = {name: make(httpx.AsyncHTTPTransport(), url) for name, make in variants.items()}
+    for _, call in setups.values():
+        for _ in range(PAIRED_WARM_UP):
+            await call()
+    walls: dict[str, list[int]] = {name: [] for name in setups}
+    cpus: dict[str, list[int]] = {name: [] for name in setups}
+    order, shuffle = list(setups), random.Random(seed).shuffle
+    wall_clock, cpu_clock = time.perf_counter_ns, time.process_time_ns
+    for _ in range(rounds):
+        shuffle(order)
+        for name in order:
+            call = setups[name][1]
+            wall, cpu = wall_clock(), cpu_clock()
+            await call()
+            cpus[name].append(cpu_clock() - cpu)
+            walls[name].append(wall_clock() - wall)
+    for client, _ in setups.values():
+        await client.aclose()
+    return {
+        name: (statistics.median(walls[name]) / 1e3, statistics.median(cpus[name]) / 1e3)
+        for name in setups
+    }
 
 
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -75,13 +124,24 @@ def sign_test(below: int, n: int) -> float:
     return min(1.0, p)
 
 
-async def _child(peer: str, plan: dict[int, tuple[int, int]], seed: int, loopback: bool) -> None:
+async def _child(
+    peer: str, plan: dict[int, tuple[int, int]], seed: int, loopback: bool, paired: bool = False
+) -> None:
     """Print ``{tasks: {figure: {variant: µs per request}}}`` as one JSON line."""
     variants = {name: compare.VARIANTS[name] for name in (BARE, STACK, peer)}
     variants[FLOOR] = compare.make_forward
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for tasks, (n, r) in plan.items():
-        if loopback:
+        if paired:
+            if tasks != 1:
+                raise ValueError("the paired row is sequential: a plan of {1: (rounds, _)}")
+            with loopback_server() as url:
+                found = await paired_per_request(url + "/", n, seed, variants)
+            rows[str(tasks)] = {
+                "wall time": {name: wall for name, (wall, _) in found.items()},
+                "client CPU time": {name: cpu for name, (_, cpu) in found.items()},
+            }
+        elif loopback:
             with loopback_server() as url:
                 found = await compare.success_path(
                     "loopback", url + "/", tasks, n, r, seed, variants
@@ -158,18 +218,25 @@ def table(
     return "\n".join(lines)
 
 
-def main(peer: str, processes: int, quick: bool, loopback: bool = False) -> None:
+def main(
+    peer: str, processes: int, quick: bool, loopback: bool = False, paired: bool = False
+) -> None:
     if peer not in compare.VARIANTS or peer in (BARE, STACK):
         peers = [name for name in compare.VARIANTS if name not in (BARE, STACK)]
         raise SystemExit(f"--peer: one of {peers}")
-    if loopback:
+    if paired:
+        plan = QUICK_PAIRED_PLAN if quick else PAIRED_PLAN
+        place, name = "loopback server, paired per request", "head_to_head_paired"
+        title = "loopback server, request by request"
+    elif loopback:
         plan = QUICK_LOOPBACK_PLAN if quick else LOOPBACK_PLAN
         place, name, title = "loopback server", "head_to_head_loopback", "loopback server"
     else:
         plan = QUICK_PLAN if quick else PLAN
         place, name, title = "MockTransport", "head_to_head", "MockTransport, CPU time"
     argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
-    command = [__file__, "--child", argument, "--peer", peer, *(["--loopback"] if loopback else [])]
+    mode = ["--loopback", "--paired"] if paired else ["--loopback"] if loopback else []
+    command = [__file__, "--child", argument, "--peer", peer, *mode]
     found: dict[tuple[str, str], dict[str, list[float]]] = {}
     for index, found_in_one in enumerate(each_process(command, processes)):
         for tasks, figures in found_in_one.items():
@@ -181,7 +248,9 @@ def main(peer: str, processes: int, quick: bool, loopback: bool = False) -> None
         print(f"process {index + 1}/{processes}: sequential stack/peer {ratio:.4f}", flush=True)
     label = compare._label  # noqa: SLF001
     rows = {
-        (label(place, int(tasks)) + (f", {figure}" if loopback else "")): _summary(v, peer)
+        (label(place, int(tasks)) + (f", {figure}" if loopback or paired else "")): _summary(
+            v, peer
+        )
         for (tasks, figure), v in found.items()
     }
     text = table(rows, peer, title)
@@ -193,7 +262,10 @@ def main(peer: str, processes: int, quick: bool, loopback: bool = False) -> None
             for tasks, (n, r) in plan.items()
         },
         "figure": (
-            "per process, the median round's time per request (wall, and the client's CPU); "
+            "per process, the median request's time (wall, and the client's CPU), the variants' "
+            "requests interleaved one by one; across them, medians"
+            if paired
+            else "per process, the median round's time per request (wall, and the client's CPU); "
             "across them, medians"
             if loopback
             else "per process, the best round's CPU time per request; across them, medians"
@@ -209,12 +281,23 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=60, help="fresh processes (default 60)")
     parser.add_argument("--quick", action="store_true", help="few rounds per process")
     parser.add_argument("--loopback", action="store_true", help="loopback rows, not MockTransport")
+    parser.add_argument(
+        "--paired", action="store_true", help="with --loopback: sequential, request by request"
+    )
     parser.add_argument("--child", metavar="PLAN", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
         plan = {int(tasks): tuple(sizes) for tasks, sizes in json.loads(arguments.child).items()}
-        child = _child(arguments.peer, plan, arguments.seed, arguments.loopback)  # type: ignore[arg-type]
+        child = _child(arguments.peer, plan, arguments.seed, arguments.loopback, arguments.paired)  # type: ignore[arg-type]
         asyncio.run(child)
     else:
-        main(arguments.peer, arguments.processes, arguments.quick, arguments.loopback)
+        if arguments.paired and not arguments.loopback:
+            parser.error("--paired times the loopback row: add --loopback")
+        main(
+            arguments.peer,
+            arguments.processes,
+            arguments.quick,
+            arguments.loopback,
+            arguments.paired,
+        )

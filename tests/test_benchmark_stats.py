@@ -13,10 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks import compare, head_to_head
+from benchmarks._loopback import loopback_server
 from benchmarks.head_to_head import BARE, FLOOR, STACK, _verdict, median_interval, sign_test
 
 
@@ -91,3 +94,60 @@ def test_a_child_process_reports_every_variant_by_each_figure(
         for row in by_figure.values():
             assert set(row) == variants
             assert all(value > 0 for value in row.values())
+
+
+def test_the_paired_child_times_every_variant_request_by_request() -> None:
+    pytest.importorskip("httpx_retries")
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "head_to_head.py"
+    child = subprocess.run(  # noqa: S603 - the benchmark script, by this interpreter
+        [
+            sys.executable,
+            str(script),
+            "--child",
+            json.dumps({"1": [20, 1]}),
+            "--loopback",
+            "--paired",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rows = json.loads(child.stdout)
+    assert set(rows) == {"1"}
+    assert set(rows["1"]) == {"wall time", "client CPU time"}
+    for row in rows["1"].values():
+        assert set(row) == {BARE, STACK, FLOOR, "httpx-retries"}
+        assert all(value > 0 for value in row.values())
+
+
+@pytest.mark.anyio
+async def test_paired_rounds_time_one_request_of_each_variant_per_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(head_to_head, "PAIRED_WARM_UP", 1)
+    calls: list[str] = []
+
+    def counting(name: str) -> compare.Maker:
+        def make(
+            transport: httpx.AsyncBaseTransport, url: str
+        ) -> tuple[httpx.AsyncClient, compare.Call]:
+            client, call = compare.make_bare(transport, url)
+
+            async def counted() -> None:
+                calls.append(name)
+                await call()
+
+            return client, counted
+
+        return make
+
+    variants = {name: counting(name) for name in ("a", "b", "c")}
+    with loopback_server() as url:
+        found = await head_to_head.paired_per_request(url + "/", 4, 7, variants)
+    assert calls[:3] == ["a", "b", "c"]  # the warm-up, one each
+    rounds = [calls[3 + 3 * i : 6 + 3 * i] for i in range(4)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1  # shuffled, not one fixed order
+    assert set(found) == {"a", "b", "c"}
+    assert all(wall > 0 and cpu > 0 for wall, cpu in found.values())
