@@ -128,7 +128,7 @@ def test_the_telemetry_example_spells_out_its_defaults() -> None:
 @pytest.mark.parametrize(
     ("results_file", "least"),
     # compare.md: four success-path tables, the outage, 10,000 calls, the breaker.
-    [("compare.md", 7), ("instructions_loopback.md", 1)],
+    [("compare.md", 7), ("instructions_loopback.md", 1), ("head_to_head_paired.md", 1)],
 )
 def test_the_readmes_benchmark_tables_are_the_committed_run(results_file: str, least: int) -> None:
     """Issue 7: the benchmark command reproduces the README's table.
