@@ -132,19 +132,14 @@ async def _child(
     variants[FLOOR] = compare.make_forward
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for tasks, (n, r) in plan.items():
-        if paired:
-            if tasks != 1:
-                raise ValueError("the paired row is sequential: a plan of {1: (rounds, _)}")
+        if paired and tasks != 1:
+            raise ValueError("the paired row is sequential: a plan of {1: (rounds, _)}")
+        if loopback or paired:
             with loopback_server() as url:
-                found = await paired_per_request(url + "/", n, seed, variants)
-            rows[str(tasks)] = {
-                "wall time": {name: wall for name, (wall, _) in found.items()},
-                "client CPU time": {name: cpu for name, (_, cpu) in found.items()},
-            }
-        elif loopback:
-            with loopback_server() as url:
-                found = await compare.success_path(
-                    "loopback", url + "/", tasks, n, r, seed, variants
+                found = await (
+                    paired_per_request(url + "/", n, seed, variants)
+                    if paired
+                    else compare.success_path("loopback", url + "/", tasks, n, r, seed, variants)
                 )
             rows[str(tasks)] = {
                 "wall time": {name: wall for name, (wall, _) in found.items()},
@@ -228,14 +223,25 @@ def main(
         plan = QUICK_PAIRED_PLAN if quick else PAIRED_PLAN
         place, name = "loopback server, paired per request", "head_to_head_paired"
         title = "loopback server, request by request"
+        mode: list[str] = ["--loopback", "--paired"]
+        method = (
+            "per process, the median request's time (wall, and the client's CPU), the "
+            "variants' requests interleaved one by one; across them, medians"
+        )
     elif loopback:
         plan = QUICK_LOOPBACK_PLAN if quick else LOOPBACK_PLAN
         place, name, title = "loopback server", "head_to_head_loopback", "loopback server"
+        mode = ["--loopback"]
+        method = (
+            "per process, the median round's time per request (wall, and the client's CPU); "
+            "across them, medians"
+        )
     else:
         plan = QUICK_PLAN if quick else PLAN
         place, name, title = "MockTransport", "head_to_head", "MockTransport, CPU time"
+        mode = []
+        method = "per process, the best round's CPU time per request; across them, medians"
     argument = json.dumps({str(tasks): list(sizes) for tasks, sizes in plan.items()})
-    mode = ["--loopback", "--paired"] if paired else ["--loopback"] if loopback else []
     command = [__file__, "--child", argument, "--peer", peer, *mode]
     found: dict[tuple[str, str], dict[str, list[float]]] = {}
     for index, found_in_one in enumerate(each_process(command, processes)):
@@ -261,15 +267,7 @@ def main(
             f"{tasks} task(s)": {"requests_per_round": n, "rounds": r}
             for tasks, (n, r) in plan.items()
         },
-        "figure": (
-            "per process, the median request's time (wall, and the client's CPU), the variants' "
-            "requests interleaved one by one; across them, medians"
-            if paired
-            else "per process, the median round's time per request (wall, and the client's CPU); "
-            "across them, medians"
-            if loopback
-            else "per process, the best round's CPU time per request; across them, medians"
-        ),
+        "figure": method,
         "rows": rows,
     }
     write_results(name, report, text)
