@@ -134,8 +134,9 @@ def test_the_readmes_benchmark_tables_are_the_committed_run(results_file: str, l
     """Issue 7: the benchmark command reproduces the README's table.
 
     Every table and summary line that ``benchmarks/compare.py`` (or ``instructions.py
-    --loopback``) wrote to ``benchmarks/results/`` stands in the README's Benchmarks section as
-    it is, so a new run committed without the README (or a hand-edited figure) fails here.
+    --loopback``, or ``head_to_head.py --loopback --paired``) wrote to ``benchmarks/results/``
+    stands in the README's Benchmarks section as it is, so a new run committed without the
+    README (or a hand-edited figure) fails here.
     """
     results = README.parent / "benchmarks" / "results" / results_file
     section = _section("benchmarks")
