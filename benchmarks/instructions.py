@@ -191,8 +191,7 @@ def loopback_per_request(
 ) -> dict[str, list[float]]:
     """Instructions per request through real sockets, for every LOOPBACK variant under each
     hash seed: ``(count(name, calls, seed) - count(name, 0, seed)) / calls``. ``count`` runs one
-    child at a time; the seeds go round the variants, so a slow drift of the machine falls on
-    all of them alike."""
+    child at a time: every variant under one seed, then every variant under the next."""
     found: dict[str, list[float]] = {name: [] for name in LOOPBACK}
     for seed in range(1, seeds + 1):
         for name in LOOPBACK:
